@@ -1,0 +1,159 @@
+/**
+ * The `__host` table: every JS function the Lua prelude builds the `kumo`
+ * module from.
+ *
+ * Place on the path: policy. Bindings stay thin: turn the Lua value into a
+ * typed value (config parsers), then call a service the engine was handed.
+ * Functions listed in `sync_functions` / `async_functions` /
+ * `config_functions` become `kumo.<dotted name>`; the rest are internals of
+ * the prelude.
+ *
+ * @module
+ */
+
+import { byRef, multi, toLua } from "./lua_context.ts";
+import { findModule } from "./module_finder.ts";
+import { MAP_FUNCTIONS } from "./host/maps.ts";
+import {
+  jsonEncode,
+  jsonLoad,
+  jsonParse,
+  tomlEncode,
+  tomlLoad,
+  tomlParseText,
+} from "./host/serde.ts";
+import { STRING_FUNCTIONS } from "./host/strings.ts";
+import { type ConfigObject, makeConfigObject } from "./config_object.ts";
+import type { MemoCache } from "./memoize_cache.ts";
+import type { PolicyEngine } from "./engine.ts";
+
+/** A `kumo.make_*` constructor: parse a Lua table into a typed value. */
+export interface ConfigConstructor {
+  kind: string;
+  parse(input: unknown): unknown;
+  view(value: unknown): Record<string, unknown>;
+}
+
+/** Methods of a host object exposed to Lua (`msg:x()`, `conn_meta:x()`). */
+export type MethodTable<T> = Record<string, (self: T, ...args: never[]) => unknown>;
+
+/** What the host functions need from the rest of the program. */
+export interface HostCatalogue {
+  /** `kumo.make_*` constructors by dotted name (`make_queue_config`). */
+  configConstructors: Record<string, ConfigConstructor>;
+  /** Other synchronous functions by dotted name (`start_esmtp_listener`). */
+  syncFunctions: Record<string, (...args: never[]) => unknown>;
+  /** Asynchronous functions by dotted name (`dns.lookup_mx`). */
+  asyncFunctions: Record<string, (...args: never[]) => Promise<unknown>>;
+  /** `msg:method(...)` implementations. */
+  messageMethods: MethodTable<unknown>;
+  /** `conn_meta:method(...)` implementations. */
+  connMethods: MethodTable<unknown>;
+}
+
+const wrapValue = toLua;
+
+type AnyFn = (...args: never[]) => unknown;
+
+function syncLua(f: AnyFn): AnyFn {
+  return (...args) => toLua(f(...args));
+}
+
+function asyncLua(f: (...args: never[]) => Promise<unknown>): AnyFn {
+  return async (...args) => toLua(await f(...args));
+}
+
+function mapValues(o: Record<string, unknown>, f: (v: AnyFn) => AnyFn): Record<string, AnyFn> {
+  const out: Record<string, AnyFn> = {};
+  for (const k in o) out[k] = f(o[k] as AnyFn);
+  return out;
+}
+
+/** Builds the `__host` table for one Lua context. */
+export function buildHost(engine: PolicyEngine, cat: HostCatalogue): Record<string, unknown> {
+  const configFunctions: Record<string, (input: unknown) => unknown> = {};
+  for (const [name, ctor] of Object.entries(cat.configConstructors)) {
+    configFunctions[name] = (input: unknown) => {
+      const value = ctor.parse(input);
+      return byRef(makeConfigObject(ctor.kind, value, ctor.view(value)));
+    };
+  }
+  const syncFunctions: Record<string, unknown> = {
+    json_load: (path: string) => jsonLoad(path),
+    json_parse: (text: string) => jsonParse(text),
+    json_encode: (v: unknown) => jsonEncode(v),
+    json_encode_pretty: (v: unknown) => jsonEncode(v, true),
+    toml_load: (path: string) => tomlLoad(path),
+    toml_parse: (text: string) => tomlParseText(text),
+    toml_encode: (v: unknown) => tomlEncode(v),
+    toml_encode_pretty: (v: unknown) => tomlEncode(v),
+    "serde.toml_encode_pretty_compact": (v: unknown) => tomlEncode(v),
+    "serde.yaml_load": () => {
+      throw new Error("kumo.serde.yaml_load is not supported by kumo-edge");
+    },
+    "serde.yaml_parse": () => {
+      throw new Error("kumo.serde.yaml_parse is not supported by kumo-edge");
+    },
+    "serde.yaml_encode": () => {
+      throw new Error("kumo.serde.yaml_encode is not supported by kumo-edge");
+    },
+    ...STRING_FUNCTIONS,
+    available_parallelism: () => {
+      const env = Deno.env.get("KUMO_AVAILABLE_PARALLELISM");
+      if (env && /^\d+$/.test(env)) return Number(env);
+      return navigator.hardwareConcurrency;
+    },
+    bump_config_epoch: () => engine.bumpEpoch(),
+    set_max_lua_context_age: (secs: number) => {
+      engine.maxContextAgeMs = Number(secs) * 1000;
+    },
+    set_max_lua_context_use_count: (n: number) => {
+      engine.maxContextUses = Number(n);
+    },
+    set_max_spare_lua_contexts: (n: number) => {
+      engine.maxSpareContexts = Number(n);
+    },
+    validation_failed: () => {
+      engine.validationFailed = true;
+    },
+    ...cat.syncFunctions,
+  };
+  const asyncFunctions: Record<string, unknown> = {
+    sleep: (secs: number) => new Promise((r) => setTimeout(r, Math.max(0, Number(secs) * 1000))),
+    ...cat.asyncFunctions,
+  };
+
+  return {
+    version: engine.version,
+    policy_dir: engine.policyDir,
+    find_module: (name: string, path: string) => multi(...findModule(name, path)),
+    json_encode: (v: unknown) => jsonEncode(v),
+    memo_define: (params: unknown) => byRef(engine.defineMemo(params)),
+    memo_get: (cache: MemoCache, key: string) => {
+      const [found, value] = cache.get(key, engine.epoch);
+      return found ? multi(true, value) : false;
+    },
+    memo_put: (cache: MemoCache, key: string, value: unknown) => {
+      cache.put(key, value ?? null, engine.epoch);
+    },
+    msg_call: (msg: unknown, method: string, ...args: never[]) => {
+      const f = cat.messageMethods[method];
+      if (!f) throw new Error(`Message has no method named "${method}"`);
+      return wrapValue(f(msg, ...args));
+    },
+    conn_call: (conn: unknown, method: string, ...args: never[]) => {
+      const f = cat.connMethods[method];
+      if (!f) throw new Error(`conn_meta has no method named "${method}"`);
+      return wrapValue(f(conn, ...args));
+    },
+    cfg_get: (o: ConfigObject, key: string) => o.view[key],
+    cfg_view: (o: ConfigObject) => o.view,
+    cfg_json: (o: ConfigObject) => JSON.stringify(o.view),
+    lua_log: (level: string, where: string, ...args: unknown[]) =>
+      engine.luaLog(level, where, args.map((a) => String(a ?? "nil")).join(" ")),
+    ...mapValues(MAP_FUNCTIONS, syncLua),
+    sync_functions: mapValues(syncFunctions, syncLua),
+    async_functions: mapValues(asyncFunctions, (f) => asyncLua(f as () => Promise<unknown>)),
+    config_functions: configFunctions,
+  };
+}

@@ -1,0 +1,218 @@
+/**
+ * One Lua context: a wasmoon Lua 5.4 state that has run the prelude and the
+ * operator's policy file, and dispatches events to the handlers the policy
+ * registered.
+ *
+ * Place on the path: policy. Contexts are pooled by engine.ts; each dispatch
+ * borrows one exclusively (KumoMTA's model), so Lua globals are never touched
+ * by two dispatches at once. Handlers run inside a Lua thread anchored in the
+ * registry (never on the main stack: platform.md), so they may await host
+ * promises (DNS, sleep) while other contexts run.
+ *
+ * Never call into a context from inside one of its own dispatches: nested
+ * dispatch goes through the engine, which borrows another context.
+ *
+ * @module
+ */
+
+import {
+  Decoration,
+  decorateUserdata,
+  LUA_REGISTRYINDEX,
+  type LuaEngine,
+  LuaFactory,
+  LuaMultiReturn,
+  type LuaThread,
+} from "wasmoon";
+import { PRELUDE_LUA } from "./prelude_lua.ts";
+
+/** What a dispatch produced. */
+export type DispatchResult =
+  | { kind: "none" }
+  | { kind: "ok"; values: unknown[] }
+  | { kind: "reject"; code: number; message: string; how: string }
+  | { kind: "error"; message: string; traceback: string };
+
+let sharedFactory: LuaFactory | undefined;
+function factory(): LuaFactory {
+  return sharedFactory ??= new LuaFactory();
+}
+
+/** Marks a JS object to be passed to Lua by reference (as a userdata). */
+export function byRef<T>(value: T): unknown {
+  return decorateUserdata(value);
+}
+
+/** Options for {@linkcode LuaContext.create}. */
+export interface LuaContextOptions {
+  /** Policy file to run (absolute path). */
+  policyPath: string;
+  /** Policy source; read from policyPath when omitted. */
+  policySource?: string;
+  /** The `__host` table handed to the prelude. */
+  host: Record<string, unknown>;
+  /** Sets `_VALIDATING_CONFIG = true` before the policy runs. */
+  validating: boolean;
+  /** Config epoch the context was created in. */
+  epoch: number;
+}
+
+/** Several return values for Lua (`return a, b`). */
+export function multi(...values: unknown[]): unknown {
+  return LuaMultiReturn.from(values.map(toLua));
+}
+
+/**
+ * Converts a JS value into something wasmoon can push: no nulls anywhere,
+ * bytes as strings, class instances (host objects) by reference.
+ */
+export function toLua(value: unknown): unknown {
+  if (value === null) return undefined;
+  if (typeof value !== "object") return value;
+  if (value instanceof Uint8Array) return new TextDecoder().decode(value);
+  if (value instanceof Decoration || value instanceof LuaMultiReturn) return value;
+  if (Array.isArray(value)) return value.map(toLua);
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return decorateUserdata(value);
+  const out: Record<string, unknown> = {};
+  for (const k in value as Record<string, unknown>) {
+    const v = (value as Record<string, unknown>)[k];
+    if (v !== null && v !== undefined) out[k] = toLua(v);
+  }
+  return out;
+}
+
+/** A Lua state that has loaded the policy. */
+export class LuaContext {
+  readonly createdAt = Date.now();
+  readonly epoch: number;
+  uses = 0;
+  #engine: LuaEngine;
+  #thread: LuaThread;
+  #threadRef: number;
+  #dispatchRef: number;
+  #handlers: Set<string>;
+
+  private constructor(
+    engine: LuaEngine,
+    thread: LuaThread,
+    threadRef: number,
+    dispatchRef: number,
+    handlers: Set<string>,
+    epoch: number,
+  ) {
+    this.#engine = engine;
+    this.#thread = thread;
+    this.#threadRef = threadRef;
+    this.#dispatchRef = dispatchRef;
+    this.#handlers = handlers;
+    this.epoch = epoch;
+  }
+
+  /**
+   * Creates a context: runs the prelude, then the policy file.
+   * Throws an Error whose message names the file and line on any failure.
+   */
+  static async create(opts: LuaContextOptions): Promise<LuaContext> {
+    const engine = await factory().createEngine({ injectObjects: false, enableProxy: false });
+    const g = engine.global;
+    const lua = g.lua;
+    try {
+      if (opts.validating) g.set("_VALIDATING_CONFIG", true);
+      const thread = g.newThread();
+      const threadRef = lua.luaL_ref(g.address, LUA_REGISTRYINDEX);
+
+      thread.loadString(PRELUDE_LUA, "=kumo");
+      thread.pushValue(opts.host);
+      await thread.run(1);
+      thread.setTop(0);
+
+      lua.lua_getglobal(thread.address, "__kumo_dispatch");
+      const dispatchRef = lua.luaL_ref(thread.address, LUA_REGISTRYINDEX);
+      lua.lua_pushnil(thread.address);
+      lua.lua_setglobal(thread.address, "__kumo_dispatch");
+
+      const source = opts.policySource ?? await Deno.readTextFile(opts.policyPath);
+      thread.loadString(source, "@" + opts.policyPath);
+      await thread.run(0);
+      thread.setTop(0);
+
+      const names = thread.call("__kumo_handler_names");
+      thread.setTop(0);
+      const handlers = new Set<string>((names[0] as string[] | null) ?? []);
+      return new LuaContext(engine, thread, threadRef, dispatchRef, handlers, opts.epoch);
+    } catch (e) {
+      g.close();
+      throw e;
+    }
+  }
+
+  /** True when the policy registered at least one handler for `event`. */
+  hasHandler(event: string): boolean {
+    return this.#handlers.has(event);
+  }
+
+  /** The events the policy registered handlers for. */
+  get handlerNames(): ReadonlySet<string> {
+    return this.#handlers;
+  }
+
+  /**
+   * Runs the handler(s) for `event`. `kinds` has one letter per argument
+   * telling the prelude how to wrap it: `m` Message, `c` conn_meta,
+   * `g` config object, anything else passed as is.
+   */
+  async dispatch(event: string, kinds: string, args: readonly unknown[]): Promise<DispatchResult> {
+    this.uses++;
+    const t = this.#thread;
+    const lua = t.lua;
+    t.setTop(0);
+    lua.lua_rawgeti(t.address, LUA_REGISTRYINDEX, BigInt(this.#dispatchRef));
+    t.pushValue(event);
+    t.pushValue(kinds);
+    for (const a of args) t.pushValue(toLua(a));
+    let r: unknown[];
+    try {
+      r = await t.run(2 + args.length);
+    } catch (e) {
+      lua.lua_resetthread(t.address);
+      t.setTop(0);
+      const message = e instanceof Error ? e.message : String(e);
+      return { kind: "error", message, traceback: message };
+    }
+    t.setTop(0);
+    switch (r[0]) {
+      case "none":
+        return { kind: "none" };
+      case "ok": {
+        const n = r[1] as number;
+        const values = n === 0 ? [] : n === 1 ? [r[2] ?? undefined] : [r[2] ?? undefined, r[3] ?? undefined];
+        return { kind: "ok", values };
+      }
+      case "reject":
+        return {
+          kind: "reject",
+          code: r[1] as number,
+          message: String(r[2] ?? ""),
+          how: String(r[3] ?? "reject"),
+        };
+      default:
+        return {
+          kind: "error",
+          message: String(r[1] ?? "unknown error"),
+          traceback: String(r[2] ?? r[1] ?? ""),
+        };
+    }
+  }
+
+  /** Releases the Lua state. */
+  close(): void {
+    try {
+      const lua = this.#thread.lua;
+      lua.luaL_unref(this.#thread.address, LUA_REGISTRYINDEX, this.#dispatchRef);
+      lua.luaL_unref(this.#thread.address, LUA_REGISTRYINDEX, this.#threadRef);
+    } finally {
+      this.#engine.global.close();
+    }
+  }
+}

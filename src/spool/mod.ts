@@ -1,0 +1,70 @@
+/**
+ * Spool public surface: open the store a `kumo.define_spool{}` call describes.
+ *
+ * On the mail's path, startup opens the `data` and `meta` spools after policy
+ * `init` and before reception is allowed; the queue layer then writes every
+ * accepted message through the returned {@linkcode Spool}.
+ *
+ * Both kinds are backed by {@linkcode LocalDiskSpool}: `'RocksDB'` is accepted
+ * for configuration compatibility with KumoMTA (lua-api.md §5.3 allows a clone
+ * to map both kinds to its own store) and stored in the same one-file-per-record
+ * layout, with group-commit fsync providing the throughput RocksDB gives
+ * upstream. `rocks_params` are therefore ignored by the caller.
+ *
+ * @module
+ */
+
+import { ConfigError } from "../util/config_error.ts";
+import { LocalDiskSpool } from "./local_disk_spool.ts";
+import type { Spool } from "./spool.ts";
+
+export { LocalDiskSpool, type LocalDiskSpoolOptions } from "./local_disk_spool.ts";
+export { GroupCommit, type GroupCommitOptions } from "./group_commit.ts";
+export {
+  InvalidSpoolIdError,
+  type Spool,
+  SpoolClosedError,
+  type SpoolEntry,
+  SpoolError,
+  SpoolLockedError,
+  type SpoolPair,
+  type StoreOptions,
+} from "./spool.ts";
+
+/** Spool backends named by `kumo.define_spool{kind=...}`. */
+export type SpoolKind = "LocalDisk" | "RocksDB";
+
+/** A `kumo.define_spool{}` definition, already typed. */
+export interface SpoolDefinition {
+  /** `'data'` or `'meta'` (others are accepted and opened too). */
+  name: string;
+  /** Spool directory. */
+  path: string;
+  /** @default "LocalDisk" */
+  kind?: SpoolKind;
+  /** fsync every write. @default false */
+  flush?: boolean;
+}
+
+/**
+ * Open the spool a definition describes.
+ *
+ * @throws {ConfigError} on an unknown `kind` or an empty `path`.
+ * @throws {SpoolLockedError} when another live process holds the directory.
+ * @example
+ * ```ts
+ * const data = await openSpool({ name: "data", path: "/var/spool/kumo/data", kind: "LocalDisk", flush: false });
+ * ```
+ */
+export async function openSpool(def: SpoolDefinition): Promise<Spool> {
+  const kind = def.kind ?? "LocalDisk";
+  if (kind !== "LocalDisk" && kind !== "RocksDB") {
+    throw new ConfigError(`invalid spool kind "${kind}": expected LocalDisk or RocksDB`, {
+      key: "kind",
+    });
+  }
+  if (typeof def.path !== "string" || def.path === "") {
+    throw new ConfigError(`invalid spool path for spool "${def.name}": empty`, { key: "path" });
+  }
+  return await LocalDiskSpool.open(def.path, { flush: def.flush ?? false });
+}

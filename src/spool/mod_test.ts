@@ -1,0 +1,25 @@
+import assert from "node:assert/strict";
+import { ConfigError } from "../util/config_error.ts";
+import { newSpoolId } from "../message/spool_id.ts";
+import { LocalDiskSpool, openSpool } from "./mod.ts";
+
+Deno.test("openSpool() opens both kinds as LocalDiskSpool", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kumo-spool-" });
+  try {
+    for (const kind of ["LocalDisk", "RocksDB"] as const) {
+      const spool = await openSpool({ name: "data", path: `${dir}/${kind}`, kind, flush: true });
+      assert.ok(spool instanceof LocalDiskSpool);
+      const id = newSpoolId();
+      await spool.store(id, new Uint8Array([1, 2, 3]), { sync: false });
+      assert.deepEqual(await spool.load(id), new Uint8Array([1, 2, 3]));
+      await spool.close();
+    }
+    await assert.rejects(
+      // deno-lint-ignore no-explicit-any
+      openSpool({ name: "data", path: dir, kind: "Sled" as any }),
+      ConfigError,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
