@@ -10,7 +10,7 @@
  * @module
  */
 
-import { parseCli, UsageError, USAGE } from "./cli.ts";
+import { parseCli, USAGE, UsageError } from "./cli.ts";
 import { VERSION } from "./version.ts";
 import { diag } from "./log/diag.ts";
 import { PolicyEngine } from "./policy/engine.ts";

@@ -25,16 +25,20 @@ export function isConfigObject(v: unknown): v is ConfigObject {
 
 const ConfigObjectProto = {};
 
-/** Makes a config object. */
+/**
+ * Makes a config object. The view is computed on first read: most config
+ * objects go straight back to the engine and are never inspected from Lua.
+ */
 export function makeConfigObject<T>(
   kind: string,
   value: T,
-  view: Record<string, unknown>,
+  view: () => Record<string, unknown>,
 ): ConfigObject<T> {
   const o = Object.create(ConfigObjectProto);
   o.kind = kind;
   o.value = value;
-  o.view = view;
+  let cached: Record<string, unknown> | undefined;
+  Object.defineProperty(o, "view", { get: () => cached ??= view(), enumerable: true });
   return o;
 }
 

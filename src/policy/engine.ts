@@ -18,7 +18,7 @@
 import { dirname, resolve } from "node:path";
 import { type DispatchResult, LuaContext } from "./lua_context.ts";
 import { buildHost, type HostCatalogue } from "./host_functions.ts";
-import { MemoCache, MemoRegistry } from "./memoize_cache.ts";
+import { type MemoCache, MemoRegistry } from "./memoize_cache.ts";
 import { PolicyError, PolicyReject } from "./policy_error.ts";
 import { diag } from "../log/diag.ts";
 import { parseMemoize } from "./config/memoize.ts";
@@ -183,7 +183,9 @@ export class PolicyEngine {
   }
 
   #giveBack(ctx: LuaContext): void {
-    if (!this.#closed && this.#fresh(ctx, Date.now()) && this.#idle.length < this.maxSpareContexts) {
+    if (
+      !this.#closed && this.#fresh(ctx, Date.now()) && this.#idle.length < this.maxSpareContexts
+    ) {
       this.#idle.push(ctx);
     } else {
       ctx.close();

@@ -18,7 +18,9 @@ async function load(
     await Deno.writeTextFile(`${dir}/${name}`, text);
   }
   const cfg = newServerConfig();
-  let engine: PolicyEngine | undefined;
+  // assigned once; the catalogue's closure reads it after load
+// deno-lint-ignore prefer-const
+let engine: PolicyEngine | undefined;
   engine = await PolicyEngine.load({
     policyPath: path,
     validating: opts.validating,
@@ -75,7 +77,10 @@ Deno.test("a second handler for a single-handler event is an error naming the fi
 kumo.on('smtp_server_ehlo', function() end)
 kumo.on('smtp_server_ehlo', function() end)
 `);
-  assert.match(msg, /init\.lua:3: smtp_server_ehlo event already has a handler defined at .*init\.lua:2/);
+  assert.match(
+    msg,
+    /init\.lua:3: smtp_server_ehlo event already has a handler defined at .*init\.lua:2/,
+  );
 });
 
 Deno.test("multi-handler events chain until a handler returns a value", async () => {
@@ -154,7 +159,10 @@ kumo.on('t', function() kumo.define_spool { name = 'data', path = '/x' } end)
   assert.equal(cfg.spools.size, 2);
   const r = await engine.call("t", "", []);
   assert.equal(r.kind, "error");
-  assert.match((r as { message: string }).message, /init\.lua:7: kumo\.define_spool may only be called from the init event/);
+  assert.match(
+    (r as { message: string }).message,
+    /init\.lua:7: kumo\.define_spool may only be called from the init event/,
+  );
   engine.close();
 });
 
@@ -216,7 +224,9 @@ Deno.test("require finds modules next to the policy and bundled policy-extras", 
 local helper = require 'lib.helper'
 kumo.on('t', function() return helper.twice(21) end)
 `,
-    { files: { "lib/helper.lua": "local M = {}\nfunction M.twice(x) return x * 2 end\nreturn M\n" } },
+    {
+      files: { "lib/helper.lua": "local M = {}\nfunction M.twice(x) return x * 2 end\nreturn M\n" },
+    },
   );
   assert.equal(await engine.callOrThrow("t", "", []), 42);
   engine.close();
@@ -303,7 +313,9 @@ end)
 Deno.test("toml_load errors name the file and line", async () => {
   const dir = await Deno.makeTempDir();
   await Deno.writeTextFile(`${dir}/bad.toml`, "[a]\nb = \n");
-  const { engine } = await load(`kumo.on('t', function() return kumo.toml_load('${dir}/bad.toml') end)`);
+  const { engine } = await load(
+    `kumo.on('t', function() return kumo.toml_load('${dir}/bad.toml') end)`,
+  );
   const r = await engine.call("t", "", []);
   assert.match((r as { message: string }).message, /bad\.toml/);
   engine.close();

@@ -73,9 +73,19 @@ function mapValues(o: Record<string, unknown>, f: (v: AnyFn) => AnyFn): Record<s
 export function buildHost(engine: PolicyEngine, cat: HostCatalogue): Record<string, unknown> {
   const configFunctions: Record<string, (input: unknown) => unknown> = {};
   for (const [name, ctor] of Object.entries(cat.configConstructors)) {
+    // Parsed configs are immutable, so identical tables share one parse:
+    // handlers typically return the same literal table on every call.
+    const cache = new Map<string, ConfigObject>();
     configFunctions[name] = (input: unknown) => {
-      const value = ctor.parse(input);
-      return byRef(makeConfigObject(ctor.kind, value, ctor.view(value)));
+      const key = JSON.stringify(input);
+      let obj = cache.get(key);
+      if (!obj) {
+        const value = ctor.parse(input);
+        obj = makeConfigObject(ctor.kind, value, () => ctor.view(value));
+        if (cache.size >= 1024) cache.clear();
+        cache.set(key, obj);
+      }
+      return byRef(obj);
     };
   }
   const syncFunctions: Record<string, unknown> = {

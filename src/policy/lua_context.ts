@@ -16,8 +16,8 @@
  */
 
 import {
-  Decoration,
   decorateUserdata,
+  Decoration,
   LUA_REGISTRYINDEX,
   type LuaEngine,
   LuaFactory,
@@ -139,7 +139,8 @@ export class LuaContext {
 
       const names = thread.call("__kumo_handler_names");
       thread.setTop(0);
-      const handlers = new Set<string>((names[0] as string[] | null) ?? []);
+      const list = names[0];
+      const handlers = new Set<string>(Array.isArray(list) ? list as string[] : []);
       return new LuaContext(engine, thread, threadRef, dispatchRef, handlers, opts.epoch);
     } catch (e) {
       g.close();
@@ -186,7 +187,11 @@ export class LuaContext {
         return { kind: "none" };
       case "ok": {
         const n = r[1] as number;
-        const values = n === 0 ? [] : n === 1 ? [r[2] ?? undefined] : [r[2] ?? undefined, r[3] ?? undefined];
+        const values = n === 0
+          ? []
+          : n === 1
+          ? [r[2] ?? undefined]
+          : [r[2] ?? undefined, r[3] ?? undefined];
         return { kind: "ok", values };
       }
       case "reject":

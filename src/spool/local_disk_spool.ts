@@ -377,15 +377,22 @@ export class LocalDiskSpool implements Spool {
         if (!HEX2_RE.test(b)) continue;
         for (const c of await list(`${this.#dataDir}/${a}/${b}`)) {
           if (!HEX2_RE.test(c)) continue;
-          for (const d of await list(`${this.#dataDir}/${a}/${b}/${c}`)) {
-            if (!HEX2_RE.test(d)) continue;
-            for (const rest of await list(`${this.#dataDir}/${a}/${b}/${c}/${d}`)) {
-              const id = a + b + c + d + rest;
-              if (!ID_RE.test(id)) continue;
-              const bytes = await this.load(id);
-              if (bytes !== null) yield { id, bytes };
-            }
-          }
+          const cDir = `${this.#dataDir}/${a}/${b}/${c}`;
+          // The time-based layout puts about one record per leaf directory:
+          // read the (up to 256) leaves of this level concurrently.
+          const leaves = await Promise.all(
+            (await list(cDir)).filter((d) => HEX2_RE.test(d)).map(async (d) => {
+              const found: SpoolEntry[] = [];
+              for (const rest of await list(`${cDir}/${d}`)) {
+                const id = a + b + c + d + rest;
+                if (!ID_RE.test(id)) continue;
+                const bytes = await this.load(id);
+                if (bytes !== null) found.push({ id, bytes });
+              }
+              return found;
+            }),
+          );
+          for (const found of leaves) yield* found;
         }
       }
     }

@@ -18,7 +18,17 @@ Deno.test("CidrSet.parse() rejects host bits with a suggestion", () => {
 });
 
 Deno.test("CidrSet.parse() rejects malformed entries", () => {
-  for (const bad of ["10.0.0.0/33", "::/129", "10.0.0", "host.example", "10.0.0.0/", "10.0.0.0/-1", "1.2.3.4/8x"]) {
+  for (
+    const bad of [
+      "10.0.0.0/33",
+      "::/129",
+      "10.0.0",
+      "host.example",
+      "10.0.0.0/",
+      "10.0.0.0/-1",
+      "1.2.3.4/8x",
+    ]
+  ) {
     assert.throws(() => CidrSet.parse([bad]), ConfigError, bad);
   }
   assert.throws(() => CidrSet.parse([5]), ConfigError);
@@ -43,7 +53,14 @@ Deno.test("CidrSet contains() for IPv4, IPv6 and IPv4-mapped peers", () => {
   assert.ok(!s.contains("2001:db9::1"));
   assert.ok(!s.contains("not-an-ip"));
   assert.ok(!s.contains("128.0.0.1"));
-  assert.deepEqual(s.toJSON(), ["127.0.0.0/8", "::1", "0.0.0.0", "::", "10.1.0.0/16", "2001:db8::/32"]);
+  assert.deepEqual(s.toJSON(), [
+    "127.0.0.0/8",
+    "::1",
+    "0.0.0.0",
+    "::",
+    "10.1.0.0/16",
+    "2001:db8::/32",
+  ]);
 });
 
 Deno.test("CidrSet accepts {} as an empty list and 0.0.0.0/0 as everything", () => {

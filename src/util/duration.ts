@@ -93,7 +93,9 @@ export function parseDuration(value: unknown, key?: string): number {
   }
   if (typeof value !== "string") {
     throw new ConfigError(
-      `Cannot parse duration ${describe(value)}: expected a number of seconds or a string like "5m"`,
+      `Cannot parse duration ${
+        describe(value)
+      }: expected a number of seconds or a string like "5m"`,
       { key },
     );
   }

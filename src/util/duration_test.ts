@@ -63,7 +63,22 @@ Deno.test("parseDuration() accepts every humantime unit", () => {
 });
 
 Deno.test("parseDuration() rejects fractions, signs, unknown units and wrong case", () => {
-  for (const bad of ["1.5h", "-1s", "+1s", "5 parsecs", "10 MINUTES", "10S", "5", "", " ", "h", "5m10", "1 per hour"]) {
+  for (
+    const bad of [
+      "1.5h",
+      "-1s",
+      "+1s",
+      "5 parsecs",
+      "10 MINUTES",
+      "10S",
+      "5",
+      "",
+      " ",
+      "h",
+      "5m10",
+      "1 per hour",
+    ]
+  ) {
     assert.throws(() => parseDuration(bad), (e: unknown) => {
       assert.ok(e instanceof ConfigError);
       assert.ok(e.message.includes(`"${bad}"`), e.message);

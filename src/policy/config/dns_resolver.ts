@@ -14,13 +14,13 @@ import {
   custom,
   type Cx,
   fail,
+  isIp,
   type Kind,
   object,
   opt,
   req,
   splitHostPort,
   string,
-  isIp,
 } from "./schema.ts";
 
 /** One upstream name server. */
@@ -65,7 +65,7 @@ const SERVER_TABLE = object({
 }, { name: "NameServerConfig", ignoreUnknown: true });
 
 const NAME_SERVER: Kind<NameServer> = custom<NameServer>(
-  "an \"ip:port\" string or {socket_addr, protocol}",
+  'an "ip:port" string or {socket_addr, protocol}',
   (v, cx) => {
     if (typeof v === "string") return { ...parseSocketAddr(v, cx), protocol: "udp" };
     const t = SERVER_TABLE.parse(v, cx);
@@ -74,7 +74,10 @@ const NAME_SERVER: Kind<NameServer> = custom<NameServer>(
       protocol: (t.protocol ?? "udp").toLowerCase(),
     };
   },
-  (n) => ({ socket_addr: n.ip.includes(":") ? `[${n.ip}]:${n.port}` : `${n.ip}:${n.port}`, protocol: n.protocol }),
+  (n) => ({
+    socket_addr: n.ip.includes(":") ? `[${n.ip}]:${n.port}` : `${n.ip}:${n.port}`,
+    protocol: n.protocol,
+  }),
 );
 
 const RESOLVER = object({

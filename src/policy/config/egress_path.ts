@@ -17,9 +17,9 @@ import {
   anyJson,
   array,
   bool,
+  cidrList,
   convert,
   custom,
-  cidrList,
   dflt,
   duration,
   enumOf,
@@ -36,7 +36,12 @@ import {
 import { type ConfigRefreshStrategy, REFRESH_STRATEGY } from "./queue_config.ts";
 
 /** STARTTLS policy. */
-export type Tls = "Opportunistic" | "OpportunisticInsecure" | "Required" | "RequiredInsecure" | "Disabled";
+export type Tls =
+  | "Opportunistic"
+  | "OpportunisticInsecure"
+  | "Required"
+  | "RequiredInsecure"
+  | "Disabled";
 /** Address families in the connection plan. */
 export type IpLookupStrategy =
   | "Ipv4AndIpv6"
@@ -163,7 +168,15 @@ export const EGRESS_PATH = object({
   max_recipients_per_batch: dflt(int({ min: 1, name: "usize" }), 100),
   max_ready: dflt(int({ name: "usize" }), 1024),
   enable_tls: dflt(
-    enumOf(["Opportunistic", "OpportunisticInsecure", "Required", "RequiredInsecure", "Disabled"] as const),
+    enumOf(
+      [
+        "Opportunistic",
+        "OpportunisticInsecure",
+        "Required",
+        "RequiredInsecure",
+        "Disabled",
+      ] as const,
+    ),
     "Opportunistic",
   ),
   enable_mta_sts: dflt(bool(), true),

@@ -84,10 +84,22 @@ Deno.test("parseEgressPath() rejects bad input in serde wording", () => {
     () => parseEgressPath({ max_conection_rate: "1/s" }),
     /deserialize error: unknown field `max_conection_rate`, expected one of `connection_limit`, .*, while processing/,
   );
-  assert.throws(() => parseEgressPath({ max_message_rate: "10,000 per hour" }), /"10,000 per hour"/);
+  assert.throws(
+    () => parseEgressPath({ max_message_rate: "10,000 per hour" }),
+    /"10,000 per hour"/,
+  );
   assert.throws(() => parseEgressPath({ max_message_rate: "100/hours" }), /"100\/hours"/);
   assert.throws(() => parseEgressPath({ connection_limit: 0 }), /limit/);
-  assert.throws(() => parseEgressPath({ prohibited_hosts: ["192.168.1.1/24"] }), /host bits set. Did you mean "192.168.1.0\/24"\?/);
-  assert.throws(() => parseEgressPath({ ip_lookup_strategy: "ipv4only" }), /unknown variant `ipv4only`/);
-  assert.throws(() => parseEgressPath({ enable_dane: "yes" }), /invalid type: string "yes", expected a boolean/);
+  assert.throws(
+    () => parseEgressPath({ prohibited_hosts: ["192.168.1.1/24"] }),
+    /host bits set. Did you mean "192.168.1.0\/24"\?/,
+  );
+  assert.throws(
+    () => parseEgressPath({ ip_lookup_strategy: "ipv4only" }),
+    /unknown variant `ipv4only`/,
+  );
+  assert.throws(
+    () => parseEgressPath({ enable_dane: "yes" }),
+    /invalid type: string "yes", expected a boolean/,
+  );
 });

@@ -41,10 +41,17 @@ Deno.test("parseEgressSource() rejects unknown keys, bad IPs and missing name", 
     /deserialize error: unknown field `source_addr`, expected one of `name`, `ehlo_domain`, `source_address`, .*, while processing \{"name":"x","source_addr":"10.0.0.1"\}/,
   );
   assert.throws(() => parseEgressSource({}), /missing field `name`/);
-  assert.throws(() => parseEgressSource({ name: "x", source_address: "nope" }), /expected an IP address/);
+  assert.throws(
+    () => parseEgressSource({ name: "x", source_address: "nope" }),
+    /expected an IP address/,
+  );
   assert.throws(() => parseEgressSource({ name: "x", remote_port: 70000 }), /expected u16/);
   assert.throws(
-    () => parseEgressSource({ name: "x", suspend_when_unplumbed: { trigger: "immediate", duration: 1 } }),
+    () =>
+      parseEgressSource({
+        name: "x",
+        suspend_when_unplumbed: { trigger: "immediate", duration: 1 },
+      }),
     /unknown variant `immediate`/,
   );
 });

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { CidrMap, CidrSet } from "../../util/cidr.ts";
+import { type CidrMap, CidrSet } from "../../util/cidr.ts";
 import {
   anyJson,
   array,

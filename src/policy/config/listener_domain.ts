@@ -10,7 +10,7 @@
  */
 
 import { CidrSet } from "../../util/cidr.ts";
-import { cidrList, convert, custom, dflt, duration, enumOf, bool, object } from "./schema.ts";
+import { bool, cidrList, convert, custom, dflt, duration, enumOf, object } from "./schema.ts";
 
 /** What to do with an RFC 3464 / RFC 5965 report addressed to the domain. */
 export type ReportDisposition = "Ignore" | "LogThenRelay" | "LogThenDrop";

@@ -22,7 +22,10 @@ Deno.test("parseListenerDomain() normalises log_oob / log_arf", () => {
   assert.equal(parseListenerDomain({ log_oob: false }).logOob, "Ignore");
   assert.equal(parseListenerDomain({ log_arf: "LogThenDrop" }).logArf, "LogThenDrop");
   assert.equal(parseListenerDomain({ log_arf: "LogThenRelay" }).logArf, "LogThenRelay");
-  assert.throws(() => parseListenerDomain({ log_arf: "logthendrop" }), /unknown variant `logthendrop`, expected one of `Ignore`, `LogThenRelay`, `LogThenDrop`/);
+  assert.throws(
+    () => parseListenerDomain({ log_arf: "logthendrop" }),
+    /unknown variant `logthendrop`, expected one of `Ignore`, `LogThenRelay`, `LogThenDrop`/,
+  );
   assert.throws(() => parseListenerDomain({ log_oob: 1 }), /invalid type: integer `1`/);
 });
 

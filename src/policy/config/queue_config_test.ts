@@ -52,16 +52,31 @@ Deno.test("parseQueueConfig() reads every key", () => {
 
 Deno.test("parseQueueConfig() protocol variants", () => {
   const smtp = parseQueueConfig({
-    protocol: { smtp: { mx_list: ["[10.0.0.1]:2525", { name: "a", addr: "10.0.0.2" }], treat_mx_list_as_secure: true } },
+    protocol: {
+      smtp: {
+        mx_list: ["[10.0.0.1]:2525", { name: "a", addr: "10.0.0.2" }],
+        treat_mx_list_as_secure: true,
+      },
+    },
   }).protocol;
   assert.deepEqual(smtp, {
     kind: "smtp",
     mxList: ["[10.0.0.1]:2525", { name: "a", addr: "10.0.0.2" }],
     treatMxListAsSecure: true,
   });
-  const md = parseQueueConfig({ protocol: { maildir_path: "/tmp/{{domain_part}}", dir_mode: 0o755 } });
-  assert.deepEqual(md.protocol, { kind: "maildir", maildirPath: "/tmp/{{domain_part}}", dirMode: 0o755, fileMode: undefined });
-  assert.deepEqual(queueConfigToJSON(md).protocol, { maildir_path: "/tmp/{{domain_part}}", dir_mode: 0o755 });
+  const md = parseQueueConfig({
+    protocol: { maildir_path: "/tmp/{{domain_part}}", dir_mode: 0o755 },
+  });
+  assert.deepEqual(md.protocol, {
+    kind: "maildir",
+    maildirPath: "/tmp/{{domain_part}}",
+    dirMode: 0o755,
+    fileMode: undefined,
+  });
+  assert.deepEqual(queueConfigToJSON(md).protocol, {
+    maildir_path: "/tmp/{{domain_part}}",
+    dir_mode: 0o755,
+  });
   const lua = parseQueueConfig({ protocol: { custom_lua: { constructor: "make.sink" } } });
   assert.deepEqual(lua.protocol, {
     kind: "lua",
@@ -71,12 +86,29 @@ Deno.test("parseQueueConfig() protocol variants", () => {
     maxBatchLatency: 0,
   });
   assert.deepEqual(queueConfigToJSON(lua).protocol, {
-    custom_lua: { constructor: "make.sink", batch_size: 1, min_batch_size: 1, max_batch_latency: "0s" },
+    custom_lua: {
+      constructor: "make.sink",
+      batch_size: 1,
+      min_batch_size: 1,
+      max_batch_latency: "0s",
+    },
   });
-  assert.throws(() => parseQueueConfig({ protocol: { smtp: { mx: [] } } }), /unknown field `mx`, expected `mx_list` or `treat_mx_list_as_secure`/);
-  assert.throws(() => parseQueueConfig({ protocol: { ftp: {} } }), /did not match any variant of untagged enum DeliveryProto/);
-  assert.throws(() => parseQueueConfig({ protocol: { smtp: { mx_list: [5] } } }), /invalid type: integer `5`/);
-  assert.throws(() => parseQueueConfig({ protocol: { custom_lua: {} } }), /missing field `constructor`/);
+  assert.throws(
+    () => parseQueueConfig({ protocol: { smtp: { mx: [] } } }),
+    /unknown field `mx`, expected `mx_list` or `treat_mx_list_as_secure`/,
+  );
+  assert.throws(
+    () => parseQueueConfig({ protocol: { ftp: {} } }),
+    /did not match any variant of untagged enum DeliveryProto/,
+  );
+  assert.throws(
+    () => parseQueueConfig({ protocol: { smtp: { mx_list: [5] } } }),
+    /invalid type: integer `5`/,
+  );
+  assert.throws(
+    () => parseQueueConfig({ protocol: { custom_lua: {} } }),
+    /missing field `constructor`/,
+  );
 });
 
 Deno.test("parseQueueConfig() rejects unknown keys, bad enums and bad values", () => {
@@ -84,9 +116,15 @@ Deno.test("parseQueueConfig() rejects unknown keys, bad enums and bad values", (
     () => parseQueueConfig({ retry: "1m" }),
     /^ConfigError: deserialize error: unknown field `retry`, expected one of `retry_interval`, `max_retry_interval`, `max_age`, `egress_pool`, .*, while processing \{"retry":"1m"\}$/,
   );
-  assert.throws(() => parseQueueConfig({ refresh_strategy: "ttl" }), /unknown variant `ttl`, expected `Ttl` or `Epoch`/);
+  assert.throws(
+    () => parseQueueConfig({ refresh_strategy: "ttl" }),
+    /unknown variant `ttl`, expected `Ttl` or `Epoch`/,
+  );
   assert.throws(() => parseQueueConfig({ strategy: "timerwheel" }), /unknown variant `timerwheel`/);
   assert.throws(() => parseQueueConfig({ retry_interval: "1.5h" }), /"1.5h"/);
   assert.throws(() => parseQueueConfig({ max_message_rate: "10 per hour" }), /"10 per hour"/);
-  assert.throws(() => parseQueueConfig({ shrink_policy: [{ interval: "1m", policy: "shrinkdata" }] }), /unknown variant `shrinkdata`/);
+  assert.throws(
+    () => parseQueueConfig({ shrink_policy: [{ interval: "1m", policy: "shrinkdata" }] }),
+    /unknown variant `shrinkdata`/,
+  );
 });

@@ -16,7 +16,11 @@
 
 import { ConfigError } from "../../util/config_error.ts";
 import { formatDuration, parseDuration } from "../../util/duration.ts";
-import { formatThrottleSpec, parseThrottleSpec, type ThrottleSpec } from "../../util/throttle_spec.ts";
+import {
+  formatThrottleSpec,
+  parseThrottleSpec,
+  type ThrottleSpec,
+} from "../../util/throttle_spec.ts";
 import { formatLimitSpec, type LimitSpec, parseLimitSpec } from "../../util/limit_spec.ts";
 import { CidrMap, CidrSet } from "../../util/cidr.ts";
 import ipaddr from "ipaddr.js";
@@ -234,7 +238,7 @@ export function number(): Kind<number> {
 
 /** A duration (seconds number or humantime string) → milliseconds. */
 export function duration(): Kind<number> {
-  const expecting = "a duration (number of seconds or string like \"5m\")";
+  const expecting = 'a duration (number of seconds or string like "5m")';
   return {
     expecting,
     parse(v, cx) {
@@ -247,7 +251,7 @@ export function duration(): Kind<number> {
 
 /** A throttle spec string (`"100/h"`); JSON form is its canonical text. */
 export function throttle(): Kind<ThrottleSpec> {
-  const expecting = "a throttle spec string like \"100/h\"";
+  const expecting = 'a throttle spec string like "100/h"';
   return {
     expecting,
     parse(v, cx) {
@@ -260,7 +264,7 @@ export function throttle(): Kind<ThrottleSpec> {
 
 /** A limit spec (integer ≥ 1 or `"[local:]N"`). */
 export function limit(): Kind<LimitSpec> {
-  const expecting = "an integer or a limit string like \"local:10\"";
+  const expecting = 'an integer or a limit string like "local:10"';
   return {
     expecting,
     parse(v, cx) {

@@ -46,7 +46,7 @@ Deno.test("object() rejects unknown keys in serde wording", () => {
     assert.ok(e instanceof ConfigError);
     assert.equal(
       e.message,
-      "deserialize error: unknown field `bogus`, expected one of `name`, `count`, `on`, `wait`, `mode`, `tags`, `labels`, while processing {\"name\":\"a\",\"bogus\":1}",
+      'deserialize error: unknown field `bogus`, expected one of `name`, `count`, `on`, `wait`, `mode`, `tags`, `labels`, while processing {"name":"a","bogus":1}',
     );
     return true;
   });
@@ -64,13 +64,31 @@ Deno.test("object() reports missing fields and wrong types", () => {
     () => convert(T, { name: 5 }),
     /deserialize error: invalid type: integer `5`, expected a string, while processing/,
   );
-  assert.throws(() => convert(T, { name: "a", count: 1.5 }), /invalid type: floating point `1.5`, expected usize/);
-  assert.throws(() => convert(T, { name: "a", count: 0 }), /invalid value: integer `0`, expected usize/);
-  assert.throws(() => convert(T, { name: "a", on: "yes" }), /invalid type: string "yes", expected a boolean/);
-  assert.throws(() => convert(T, { name: "a", tags: "x" }), /invalid type: string "x", expected a sequence/);
-  assert.throws(() => convert(T, { name: "a", labels: ["x"] }), /invalid type: sequence, expected a map/);
+  assert.throws(
+    () => convert(T, { name: "a", count: 1.5 }),
+    /invalid type: floating point `1.5`, expected usize/,
+  );
+  assert.throws(
+    () => convert(T, { name: "a", count: 0 }),
+    /invalid value: integer `0`, expected usize/,
+  );
+  assert.throws(
+    () => convert(T, { name: "a", on: "yes" }),
+    /invalid type: string "yes", expected a boolean/,
+  );
+  assert.throws(
+    () => convert(T, { name: "a", tags: "x" }),
+    /invalid type: string "x", expected a sequence/,
+  );
+  assert.throws(
+    () => convert(T, { name: "a", labels: ["x"] }),
+    /invalid type: sequence, expected a map/,
+  );
   assert.throws(() => convert(T, ["x"]), /invalid type: sequence, expected struct T/);
-  assert.throws(() => convert(T, { name: "a", wait: "5 parsecs" }), /deserialize error: .*"5 parsecs".*while processing/);
+  assert.throws(
+    () => convert(T, { name: "a", wait: "5 parsecs" }),
+    /deserialize error: .*"5 parsecs".*while processing/,
+  );
 });
 
 Deno.test("object() error carries the dotted key", () => {
@@ -129,7 +147,10 @@ Deno.test("keySource() accepts the four shapes", () => {
     eventName: "get_key",
     eventArgs: ["a", 1],
   });
-  assert.throws(() => convert(K, { k: { foo: 1 } }), /did not match any variant of untagged enum KeySource/);
+  assert.throws(
+    () => convert(K, { k: { foo: 1 } }),
+    /did not match any variant of untagged enum KeySource/,
+  );
   assert.throws(() => convert(K, { k: { key_data: "x", extra: 1 } }), /unknown field `extra`/);
   const src = { k: { vault_mount: "m", vault_path: "p", vault_key: "v", vault_token: "t" } };
   assert.deepEqual(K.toJSON(convert(K, src)), src);
@@ -140,7 +161,10 @@ Deno.test("cidrMap() with partial structs", () => {
   const M = object({ peer: opt(cidrMap(partial(P))) });
   const m = convert(M, { peer: { "10.0.0.0/8": { banner: "b" } } }).peer!;
   assert.deepEqual(m.get("10.2.3.4"), { banner: "b", n: undefined });
-  assert.throws(() => convert(M, { peer: { "10.0.0.0/8": { bogus: 1 } } }), /unknown field `bogus`, expected `banner` or `n`/);
+  assert.throws(
+    () => convert(M, { peer: { "10.0.0.0/8": { bogus: 1 } } }),
+    /unknown field `bogus`, expected `banner` or `n`/,
+  );
 });
 
 Deno.test("oneOf() follows serde", () => {

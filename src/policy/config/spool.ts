@@ -30,7 +30,7 @@ export type MinFree = { percent: number } | { absolute: number };
 
 /** `"N%"` (0..100) or a non-negative number; JSON form is the same. */
 export const MIN_FREE: Kind<MinFree> = custom<MinFree>(
-  "a percentage string like \"10%\" or a number",
+  'a percentage string like "10%" or a number',
   (v, cx) => {
     if (typeof v === "number" && Number.isInteger(v) && v >= 0) return { absolute: v };
     if (typeof v === "string") {

@@ -64,7 +64,10 @@ export function tomlParseText(text: string, origin = "TOML text"): unknown {
     return tomlParse(text);
   } catch (e) {
     const err = e as Error & { line?: number };
-    throw new ConfigError(`Cannot parse ${origin}: ${err.message}`, { file: origin, line: err.line });
+    throw new ConfigError(`Cannot parse ${origin}: ${err.message}`, {
+      file: origin,
+      line: err.line,
+    });
   }
 }
 

@@ -72,8 +72,26 @@ export function normalizeSmtpResponse(text: string): string {
 }
 
 const MULTI_LABEL_SUFFIXES = new Set([
-  "co.uk", "org.uk", "ac.uk", "gov.uk", "me.uk", "com.au", "net.au", "org.au", "co.nz", "co.jp",
-  "ne.jp", "or.jp", "com.br", "com.cn", "com.mx", "co.in", "co.za", "com.tr", "com.sg", "co.kr",
+  "co.uk",
+  "org.uk",
+  "ac.uk",
+  "gov.uk",
+  "me.uk",
+  "com.au",
+  "net.au",
+  "org.au",
+  "co.nz",
+  "co.jp",
+  "ne.jp",
+  "or.jp",
+  "com.br",
+  "com.cn",
+  "com.mx",
+  "co.in",
+  "co.za",
+  "com.tr",
+  "com.sg",
+  "co.kr",
 ]);
 
 /** The public suffix of a domain. */
@@ -96,7 +114,11 @@ export function pslDomain(domain: string): string | undefined {
 }
 
 /** Minimal `{{ name }}` template evaluation over a context table. */
-export function evalTemplate(name: string, template: string, context: Record<string, unknown>): string {
+export function evalTemplate(
+  name: string,
+  template: string,
+  context: Record<string, unknown>,
+): string {
   return template.replace(/\{\{\s*([A-Za-z_][\w.]*)\s*\}\}/g, (_, path: string) => {
     let v: unknown = context;
     for (const p of path.split(".")) v = (v as Record<string, unknown> | undefined)?.[p];
