@@ -2,8 +2,18 @@
  * Starts the stages the policy's `init` configured, and stops them again.
  *
  * Place on the path: called by main.ts after `init`. Start order follows
- * cli.md §2: spools must be defined; log writers, spools, then listeners;
- * enumeration of the spool runs while new mail is already accepted.
+ * cli.md §2 and queues-and-delivery.md §8: log writers first; then the ESMTP
+ * listeners (which answer `421 4.3.2 <host> waiting for spool startup. Try
+ * again soon!` until the spools are open); then the data and meta spools;
+ * then spool enumeration (`spool_message_enumerated`, then the queue
+ * hand-off) while new mail is already accepted. Shutdown runs in reverse:
+ * stop accepting, `421 4.3.2 <host> shutting down` to sessions, close the
+ * logs (segments finished and made read-only), close the spools.
+ *
+ * Queue hand-off: sessions start with {@link spoolOnlyHandoff} (a message
+ * stays in the spool and is found again at the next start); once the spools
+ * are open the queue stage's QueueManager becomes the hand-off and runs the
+ * spool-in (`spool_message_enumerated`, then insert).
  *
  * @module
  */
@@ -11,6 +21,18 @@
 import type { PolicyEngine } from "./policy/engine.ts";
 import type { ServerConfig } from "./policy/server_config.ts";
 import type { Resolver } from "./dns/resolver.ts";
+import type { EsmtpListenerConfig } from "./policy/config/esmtp_listener.ts";
+import type { SpoolConfig } from "./policy/config/spool.ts";
+import type { LocalLogsConfig as PolicyLocalLogs } from "./policy/config/local_logs.ts";
+import { openSpool, type Spool, type SpoolPair } from "./spool/mod.ts";
+import { LocalLogger, type LocalLogsConfig, LogDispatcher } from "./log/local_logger.ts";
+import type { LogRecord } from "./log/record.ts";
+import { diag } from "./log/diag.ts";
+import { Message } from "./message/message.ts";
+import type { QueueHandoff } from "./queue/handoff.ts";
+import type { ReceptionServices } from "./smtp/server/reception_services.ts";
+import { EsmtpListener } from "./smtp/server/listener.ts";
+import { QueueManager } from "./queue/queue_manager.ts"; // [deliver]
 
 /** A running server. */
 export interface RunningServer {
@@ -18,15 +40,134 @@ export interface RunningServer {
   shutdown(): Promise<void>;
 }
 
+/** The interim hand-off: the message stays in the spool until the queue stage exists. */
+export const spoolOnlyHandoff: QueueHandoff = { insert: () => Promise.resolve() };
+
+/** Node id file kept in the meta spool directory (stable across restarts). */
+async function loadNodeId(metaPath: string): Promise<string> {
+  const file = `${metaPath}/nodeid`;
+  try {
+    const text = (await Deno.readTextFile(file)).trim();
+    if (/^[0-9a-f-]{36}$/.test(text)) return text;
+  } catch { /* first start */ }
+  const id = crypto.randomUUID();
+  await Deno.mkdir(metaPath, { recursive: true });
+  await Deno.writeTextFile(file, id + "\n");
+  return id;
+}
+
+function toLoggerConfig(c: PolicyLocalLogs): LocalLogsConfig {
+  const perRecord: LocalLogsConfig["perRecord"] = {};
+  for (const [k, v] of Object.entries(c.perRecord)) {
+    if (v !== undefined) perRecord[k] = v;
+  }
+  return {
+    logDir: c.logDir,
+    maxFileSize: c.maxFileSize,
+    maxSegmentDurationMs: c.maxSegmentDuration,
+    compressionLevel: c.compressionLevel,
+    backPressure: c.backPressure,
+    headers: c.headers,
+    meta: c.meta,
+    perRecord,
+    filterEvent: c.filterEvent,
+  };
+}
+
+/** `filter_event`: Lua `(msg) -> bool`; records without a message use a stand-in. */
+function logFilter(engine: PolicyEngine, event: string) {
+  return async (record: LogRecord, ctx: { meta: Record<string, unknown>; message?: Message }) => {
+    const msg = ctx.message ?? new Message({
+      id: record.id || undefined,
+      sender: record.sender,
+      recipients: Array.isArray(record.recipient)
+        ? record.recipient
+        : record.recipient === ""
+        ? []
+        : [record.recipient],
+      meta: ctx.meta,
+      data: null,
+    });
+    const r = await engine.call(event, "m", [msg]);
+    if (r.kind === "error") throw new Error(r.message);
+    if (r.kind === "reject") throw new Error(`${r.code} ${r.message}`);
+    return r.kind === "none" || r.values[0] === undefined || Boolean(r.values[0]);
+  };
+}
+
 /** Starts every configured stage. Throws when the configuration cannot run. */
-export function startServer(
-  _engine: PolicyEngine,
+export async function startServer(
+  engine: PolicyEngine,
   cfg: ServerConfig,
   _resolver: Resolver,
+  handoff: QueueHandoff = spoolOnlyHandoff,
 ): Promise<RunningServer> {
   if (!cfg.spools.has("data") || !cfg.spools.has("meta")) {
     if (cfg.spools.size === 0) throw new Error("No spools have been defined");
     throw new Error('Both a "data" and a "meta" spool must be defined');
   }
-  return Promise.resolve({ shutdown: () => Promise.resolve() });
+  const dataDef = cfg.spools.get("data") as SpoolConfig;
+  const metaDef = cfg.spools.get("meta") as SpoolConfig;
+
+  // Log writers first.
+  const logs = new LogDispatcher();
+  for (const c of cfg.localLogs as PolicyLocalLogs[]) {
+    const lc = toLoggerConfig(c);
+    logs.add(
+      new LocalLogger(lc, {
+        filter: lc.filterEvent ? logFilter(engine, lc.filterEvent) : undefined,
+      }),
+    );
+  }
+
+  const services: ReceptionServices = {
+    engine,
+    spools: null,
+    logs,
+    handoff,
+    nodeId: await loadNodeId(metaDef.path),
+    shuttingDown: false,
+  };
+
+  const listeners: EsmtpListener[] = [];
+  const opened: Spool[] = [];
+  // [deliver] the queue stage (src/queue/queue_manager.ts); created once the spools are open.
+  let queues: QueueManager | null = null;
+  const teardown = async () => {
+    await queues?.shutdown(); // [deliver] stop delivery first
+    services.shuttingDown = true;
+    await Promise.all(listeners.map((l) => l.shutdown()));
+    await logs.close();
+    await Promise.all(opened.map((s) => s.close().catch(() => {})));
+  };
+
+  try {
+    for (const lc of cfg.esmtpListeners as EsmtpListenerConfig[]) {
+      const l = await EsmtpListener.start(lc, services);
+      listeners.push(l);
+      diag.info("kumod", `smtp listener on ${l.address}`);
+    }
+    const spools: SpoolPair = {
+      data: await openSpool(dataDef).then((s) => (opened.push(s), s)),
+      meta: await openSpool(metaDef).then((s) => (opened.push(s), s)),
+    };
+    services.spools = spools;
+    // [deliver] begin: QueueManager is the hand-off; it runs the spool-in (§8 attempt estimation).
+    queues = new QueueManager({
+      engine,
+      resolver: _resolver,
+      spools,
+      logs,
+      nodeId: services.nodeId,
+    });
+    services.handoff = queues;
+    await queues.startSpoolIn();
+    // [deliver] end
+  } catch (e) {
+    await teardown();
+    throw e;
+  }
+
+  let stopping: Promise<void> | null = null;
+  return { shutdown: () => (stopping ??= teardown()) };
 }

@@ -138,7 +138,11 @@ function parseDestination(input: string): ParsedDestination {
   const colon = text.lastIndexOf(":");
   // Exactly one colon: `host:port`. More (a bare IPv6) stays a name, as upstream does.
   if (colon > 0 && text.indexOf(":") === colon) {
-    return { host: text.slice(0, colon), port: parsePort(text.slice(colon + 1), input), literal: false };
+    return {
+      host: text.slice(0, colon),
+      port: parsePort(text.slice(colon + 1), input),
+      literal: false,
+    };
   }
   return { host: text, literal: false };
 }
@@ -254,6 +258,7 @@ export type MxListEntry = string | { name: string; addr: string };
 /**
  * Turn a queue config `mx_list` into fixed targets, tried in list order.
  * Site name: `mx_list:<entry>,<entry>` with each entry as written (objects by `name`).
+ * An empty `mx_list` means "normal MX lookup": call `resolveMailExchanger` instead.
  *
  * @example
  * ```ts
@@ -393,12 +398,18 @@ export async function buildConnectionPlan(
   }
 
   const prefs = [...mx.byPref.keys()].sort((a, b) => a - b);
-  const groups = await Promise.all(prefs.map((pref) =>
-    Promise.all(mx.byPref.get(pref)!.map(async (host) => {
-      const addrs = await lookup(host);
-      return addrs.map((addr): ConnectionTarget => ({ name: host, addr, port: portFor(undefined) }));
-    }))
-  ));
+  const groups = await Promise.all(
+    prefs.map((pref) =>
+      Promise.all(mx.byPref.get(pref)!.map(async (host) => {
+        const addrs = await lookup(host);
+        return addrs.map((addr): ConnectionTarget => ({
+          name: host,
+          addr,
+          port: portFor(undefined),
+        }));
+      }))
+    ),
+  );
   const plan: ConnectionTarget[] = [];
   for (const group of groups) plan.push(...shuffle(group.flat(), random));
   return plan;

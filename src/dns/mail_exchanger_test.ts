@@ -40,7 +40,11 @@ Deno.test("resolveMailExchanger() orders MX hosts and derives the site name", as
   await using t = await setup();
   const mx = await resolveMailExchanger("Example.Test", t.resolver);
   assert.equal(mx.domainName, "example.test.");
-  assert.deepEqual(mx.hosts, ["mx1.mail.example.test.", "mx2.mail.example.test.", "backup.example.test."]);
+  assert.deepEqual(mx.hosts, [
+    "mx1.mail.example.test.",
+    "mx2.mail.example.test.",
+    "backup.example.test.",
+  ]);
   assert.deepEqual([...mx.byPref], [
     [10, ["mx1.mail.example.test.", "mx2.mail.example.test."]],
     [20, ["backup.example.test."]],
@@ -127,7 +131,15 @@ Deno.test("resolveMailExchanger() takes address literals without DNS", async () 
 
 Deno.test("resolveMailExchanger() rejects malformed literals and ports", async () => {
   await using t = await setup();
-  for (const bad of ["[192.0.2.10:25]:26", "[not-an-ip]", "[192.0.2.10", "example.test:0", "example.test:x"]) {
+  for (
+    const bad of [
+      "[192.0.2.10:25]:26",
+      "[not-an-ip]",
+      "[192.0.2.10",
+      "example.test:0",
+      "example.test:x",
+    ]
+  ) {
     await assert.rejects(resolveMailExchanger(bad, t.resolver), RangeError, bad);
   }
 });
@@ -169,7 +181,9 @@ Deno.test("buildConnectionPlan() shuffles within a preference group only", async
     assert.deepEqual(new Set(plan.slice(0, 5).map((p) => p.addr)), firstGroup);
     assert.deepEqual(plan[5], { name: "backup.example.test.", addr: "127.0.0.31", port: 25 });
     for (const p of plan) {
-      const owner = p.addr.endsWith("21") ? "mx2.mail.example.test." : p.addr === "127.0.0.31"
+      const owner = p.addr.endsWith("21")
+        ? "mx2.mail.example.test."
+        : p.addr === "127.0.0.31"
         ? "backup.example.test."
         : "mx1.mail.example.test.";
       assert.equal(p.name, owner);
@@ -189,14 +203,19 @@ Deno.test("buildConnectionPlan() honours ip_lookup_strategy", async () => {
     })).map((p: ConnectionTarget) => p.addr);
 
   assert.deepEqual(await addrs("relay.test", {}), ["127.0.0.71", "fd00::71"]);
-  assert.deepEqual(await addrs("relay.test", { ipLookupStrategy: "Ipv4AndIpv6" }), ["127.0.0.71", "fd00::71"]);
+  assert.deepEqual(await addrs("relay.test", { ipLookupStrategy: "Ipv4AndIpv6" }), [
+    "127.0.0.71",
+    "fd00::71",
+  ]);
   assert.deepEqual(await addrs("relay.test", { ipLookupStrategy: "Ipv4Only" }), ["127.0.0.71"]);
   assert.deepEqual(await addrs("relay.test", { ipLookupStrategy: "Ipv6Only" }), ["fd00::71"]);
   assert.deepEqual(await addrs("relay.test", { ipLookupStrategy: "Ipv4ThenIpv6" }), ["127.0.0.71"]);
   assert.deepEqual(await addrs("relay.test", { ipLookupStrategy: "Ipv6ThenIpv4" }), ["fd00::71"]);
   assert.deepEqual(await addrs("v6only.test", { ipLookupStrategy: "Ipv4ThenIpv6" }), ["fd00::61"]);
   assert.deepEqual(await addrs("v6only.test", { ipLookupStrategy: "Ipv4Only" }), []);
-  assert.deepEqual(await addrs("implicit.test", { ipLookupStrategy: "Ipv6ThenIpv4" }), ["127.0.0.41"]);
+  assert.deepEqual(await addrs("implicit.test", { ipLookupStrategy: "Ipv6ThenIpv4" }), [
+    "127.0.0.41",
+  ]);
 });
 
 Deno.test("buildConnectionPlan() skips a host whose lookup fails", async () => {

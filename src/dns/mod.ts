@@ -2,7 +2,8 @@
  * The DNS stage: resolver, MX resolution, site names and connection plans.
  *
  * Downstream of the queue (which asks for site names) and upstream of the
- * SMTP client (which receives connection plans). Imports only `util`.
+ * SMTP client (which receives connection plans). Imports only `ipaddr.js` and
+ * Node's `dgram`/`net` (for the DNS wire client).
  *
  * @module
  */

@@ -13,7 +13,7 @@
  */
 
 import ipaddr from "ipaddr.js";
-import { type DnsRecordType, type DnsReply, DnsQueryTimeout, queryDns } from "./dns_client.ts";
+import { DnsQueryTimeout, type DnsRecordType, type DnsReply, queryDns } from "./dns_client.ts";
 
 export type { DnsRecordType } from "./dns_client.ts";
 
@@ -88,6 +88,9 @@ export class DnsTimeoutError extends DnsError {
 }
 
 type Answer = string[] | MxRecord[];
+
+/** Cache size cap (KumoMTA keeps 64 Ki MX entries). */
+const MAX_CACHE_ENTRIES = 65_536;
 
 interface CacheEntry {
   expires: number;
@@ -167,8 +170,7 @@ export class Resolver {
    * without MX records gives `[]`; a null MX gives one record with exchange `"."`.
    */
   async lookupMx(name: string): Promise<MxRecord[]> {
-    const records = (await this.#lookup(name, "MX")) as MxRecord[];
-    return records;
+    return (await this.#lookup(name, "MX")) as MxRecord[];
   }
 
   /** IPv4 addresses of a name; `[]` when it exists without any. */
@@ -217,7 +219,7 @@ export class Resolver {
     const started = this.#limited(() => this.#fetch(name, type)).then(
       ({ value, ttlMs }) => {
         this.#inflight.delete(key);
-        if (ttlMs > 0) this.#cache.set(key, { value, expires: this.#now() + ttlMs });
+        if (ttlMs > 0) this.#remember(key, { value, expires: this.#now() + ttlMs });
         return value;
       },
       (err: unknown) => {
@@ -226,13 +228,26 @@ export class Resolver {
           ? err
           : new DnsError("FAILED", name, type, String((err as Error)?.message ?? err));
         if (this.#negativeTtlMs > 0) {
-          this.#cache.set(key, { error, expires: this.#now() + this.#negativeTtlMs });
+          this.#remember(key, { error, expires: this.#now() + this.#negativeTtlMs });
         }
         throw error;
       },
     );
     this.#inflight.set(key, started);
     return started;
+  }
+
+  /** Store an entry; past the cap, drop expired entries, then the oldest. */
+  #remember(key: string, entry: CacheEntry): void {
+    this.#cache.delete(key); // re-insert at the end: Map order is insertion order
+    this.#cache.set(key, entry);
+    if (this.#cache.size <= MAX_CACHE_ENTRIES) return;
+    const now = this.#now();
+    for (const [k, e] of this.#cache) if (e.expires <= now) this.#cache.delete(k);
+    for (const k of this.#cache.keys()) {
+      if (this.#cache.size <= MAX_CACHE_ENTRIES * 0.9) break;
+      this.#cache.delete(k);
+    }
   }
 
   async #limited<T>(fn: () => Promise<T>): Promise<T> {
@@ -309,7 +324,10 @@ export class Resolver {
           ttlMs,
         };
       case "TXT":
-        return { value: reply.records.map((r) => (r as { parts: string[] }).parts.join("")), ttlMs };
+        return {
+          value: reply.records.map((r) => (r as { parts: string[] }).parts.join("")),
+          ttlMs,
+        };
       default:
         return { value: reply.records.map((r) => (r as { value: string }).value), ttlMs };
     }

@@ -73,7 +73,11 @@ Deno.test("Resolver decodes A, AAAA, TXT and PTR", async () => {
   const r = resolverFor(dns.port);
   assert.deepEqual(await r.lookupA("mx1.example.test"), ["127.0.0.3", "127.0.0.4"]);
   assert.deepEqual(await r.lookupAaaa("mx1.example.test"), ["2001:db8::1"]);
-  assert.deepEqual(await r.lookupAddr("mx1.example.test"), ["127.0.0.3", "127.0.0.4", "2001:db8::1"]);
+  assert.deepEqual(await r.lookupAddr("mx1.example.test"), [
+    "127.0.0.3",
+    "127.0.0.4",
+    "2001:db8::1",
+  ]);
   assert.deepEqual(await r.lookupTxt("example.test"), ["v=spf1 -all", "part one part two"]);
   assert.deepEqual(await r.lookupPtr("192.0.2.10"), ["host.example.test."]);
   assert.deepEqual(await r.lookupMx("null.test"), [{ preference: 0, exchange: "." }]);
@@ -115,13 +119,20 @@ Deno.test("Resolver caches answers for the record TTL and failures for the negat
 Deno.test("Resolver coalesces identical lookups in flight", async () => {
   await using dns = await startDnsServer({ zones: ZONES });
   const r = resolverFor(dns.port);
-  const answers = await Promise.all([r.lookupA("big.test"), r.lookupA("BIG.test."), r.lookupA("big.test")]);
+  const answers = await Promise.all([
+    r.lookupA("big.test"),
+    r.lookupA("BIG.test."),
+    r.lookupA("big.test"),
+  ]);
   assert.deepEqual(answers, [["127.0.0.9"], ["127.0.0.9"], ["127.0.0.9"]]);
   assert.equal(dns.queries.filter((q) => q.name === "big.test").length, 1);
 });
 
 Deno.test("Resolver keeps at most `concurrency` lookups in flight", async () => {
-  await using dns = await startDnsServer({ zones: ZONES, drop: ["d1.test", "d2.test", "d3.test", "d4.test"] });
+  await using dns = await startDnsServer({
+    zones: ZONES,
+    drop: ["d1.test", "d2.test", "d3.test", "d4.test"],
+  });
   const r = resolverFor(dns.port, { concurrency: 2, timeoutMs: 400 });
   const all = ["d1.test", "d2.test", "d3.test", "d4.test"].map((n) => r.lookupA(n).catch((e) => e));
   await new Promise((resolve) => setTimeout(resolve, 150));

@@ -2,7 +2,10 @@ import assert from "node:assert/strict";
 import { siteName } from "./site_name.ts";
 
 Deno.test("siteName() factors differing first labels", () => {
-  assert.equal(siteName(["mx1.mail.example.net", "mx2.mail.example.net"]), "(mx1|mx2).mail.example.net");
+  assert.equal(
+    siteName(["mx1.mail.example.net", "mx2.mail.example.net"]),
+    "(mx1|mx2).mail.example.net",
+  );
 });
 
 Deno.test("siteName() marks a label some names lack with ?", () => {
@@ -19,7 +22,10 @@ Deno.test("siteName() of a single host is the host", () => {
 });
 
 Deno.test("siteName() glues the port to the last label", () => {
-  assert.equal(siteName(["mx1.example.net.", "mx2.example.net."], 2525), "(mx1|mx2).example.net:2525");
+  assert.equal(
+    siteName(["mx1.example.net.", "mx2.example.net."], 2525),
+    "(mx1|mx2).example.net:2525",
+  );
 });
 
 Deno.test("siteName() of no hosts (null MX) is empty", () => {

@@ -12,8 +12,6 @@
  * @module
  */
 
-// Pinned inline until the lead adds it to deno.json imports (Jinja-compatible templates).
-// deno-lint-ignore no-import-prefix
 import nunjucks from "nunjucks";
 import { ConfigError } from "../util/config_error.ts";
 import {
@@ -24,6 +22,7 @@ import {
   type HeaderField,
 } from "./capture.ts";
 import { diag } from "./diag.ts";
+import type { Message } from "../message/message.ts";
 import {
   type LogRecord,
   RECORD_TYPES,
@@ -67,6 +66,8 @@ export interface LogContext {
   meta: Record<string, unknown>;
   /** All message headers in order; only called when headers are captured. */
   getAllHeaders(): readonly HeaderField[];
+  /** The message behind the record, when there is one (for `filter_event`). */
+  message?: Message;
 }
 
 /** Runtime hooks for a {@link LocalLogger}. */
@@ -274,6 +275,7 @@ export class LogDispatcher {
     const shared: LogContext = {
       meta: ctx.meta,
       getAllHeaders: () => (headers ??= ctx.getAllHeaders()),
+      message: ctx.message,
     };
     for (let i = 0; i < loggers.length; i++) loggers[i].log(record, shared);
   }

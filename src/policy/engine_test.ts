@@ -19,8 +19,8 @@ async function load(
   }
   const cfg = newServerConfig();
   // assigned once; the catalogue's closure reads it after load
-// deno-lint-ignore prefer-const
-let engine: PolicyEngine | undefined;
+  // deno-lint-ignore prefer-const
+  let engine: PolicyEngine | undefined;
   engine = await PolicyEngine.load({
     policyPath: path,
     validating: opts.validating,

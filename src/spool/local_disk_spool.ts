@@ -213,12 +213,18 @@ export class LocalDiskSpool implements Spool {
     const levels = this.#levels(id);
     if (this.#knownDirs.has(levels[3])) return;
     if (this.#knownDirs.size > DIR_CACHE_MAX) this.#knownDirs.clear();
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0, retries = 0; i < 4; i++) {
       const dir = levels[i];
       if (this.#knownDirs.has(dir)) continue;
       try {
         await fsp.mkdir(dir);
       } catch (e) {
+        // A concurrent remove() may have pruned a parent: start again from the top.
+        if (errCode(e) === "ENOENT" && retries++ < 5) {
+          for (const d of levels) this.#knownDirs.delete(d);
+          i = -1;
+          continue;
+        }
         if (errCode(e) !== "EEXIST") throw e;
       }
       // Even on EEXIST: a concurrent creator's entry may not be fsynced yet.

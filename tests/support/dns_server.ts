@@ -15,7 +15,7 @@
 
 import dgram from "node:dgram";
 import net from "node:net";
-import { Buffer } from "node:buffer";
+import type { Buffer } from "node:buffer";
 import ipaddr from "ipaddr.js";
 
 /** One MX record: preference and exchange host (`"."` for a null MX, RFC 7505). */
@@ -299,7 +299,20 @@ export async function startDnsServer(options: DnsServerOptions = {}): Promise<Dn
   function header(id: number, qflags: number, rcode: number, qd: number, an: number): Uint8Array {
     // QR=1, opcode copied, AA=1, RD copied, RA=1.
     const flags = 0x8000 | (qflags & 0x7800) | 0x0400 | (qflags & 0x0100) | 0x0080 | rcode;
-    return new Uint8Array([id >> 8, id & 0xff, flags >> 8, flags & 0xff, 0, qd, an >> 8, an & 0xff, 0, 0, 0, 0]);
+    return new Uint8Array([
+      id >> 8,
+      id & 0xff,
+      flags >> 8,
+      flags & 0xff,
+      0,
+      qd,
+      an >> 8,
+      an & 0xff,
+      0,
+      0,
+      0,
+      0,
+    ]);
   }
 
   function response(q: ParsedQuery, rcode: number, answers: number[][]): Uint8Array {

@@ -134,9 +134,23 @@ function selfSignedCert(): Promise<{ key: string; cert: string } | undefined> {
     try {
       const out = await new Deno.Command("openssl", {
         args: [
-          "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-          "-keyout", `${dir}/key.pem`, "-out", `${dir}/cert.pem`, "-subj", "/CN=localhost",
-          "-days", "2", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+          "req",
+          "-x509",
+          "-newkey",
+          "ec",
+          "-pkeyopt",
+          "ec_paramgen_curve:prime256v1",
+          "-nodes",
+          "-keyout",
+          `${dir}/key.pem`,
+          "-out",
+          `${dir}/cert.pem`,
+          "-subj",
+          "/CN=localhost",
+          "-days",
+          "2",
+          "-addext",
+          "subjectAltName=DNS:localhost,IP:127.0.0.1",
         ],
         stdout: "null",
         stderr: "null",
@@ -473,6 +487,9 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
       upgradeAfterFlush = false;
       input = Buffer.alloc(0); // RFC 3207 §4.2: discard anything pipelined after STARTTLS
       sock.off("data", onData);
+      // Under Deno the plain socket must be paused before wrapping, or the
+      // ClientHello is delivered as plain data and the handshake stalls.
+      sock.pause();
       const secure = new tls.TLSSocket(sock, { isServer: true, secureContext });
       secure.on("secure", () => {
         session.tls = true;
@@ -560,7 +577,9 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
         const timer = setTimeout(() => {
           const i = waiters.indexOf(entry);
           if (i >= 0) waiters.splice(i, 1);
-          reject(new Error(`Waiting for ${n} messages: only ${messages.length} after ${timeoutMs} ms`));
+          reject(
+            new Error(`Waiting for ${n} messages: only ${messages.length} after ${timeoutMs} ms`),
+          );
         }, timeoutMs);
         const entry = {
           n,

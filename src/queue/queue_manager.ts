@@ -1,0 +1,584 @@
+/**
+ * The queue stage: scheduled queues keyed by name, promotion of due
+ * messages to ready queues (source picked by weighted round robin), retry
+ * and expiry per queues-and-delivery §3, outcome logging, spool removal
+ * after the final outcome is logged, and spool-in at startup (§8).
+ *
+ * Place on the path: behind the QueueHandoff (reception calls `insert`),
+ * in front of the egress ready queues. It never writes to an SMTP socket;
+ * the spool is only written when meta changed and removed at the end.
+ *
+ * @module
+ */
+
+import type { Message } from "../message/message.ts";
+import { Message as MessageClass } from "../message/message.ts";
+import { parseQueueName, type QueueNameComponents } from "../message/queue_name.ts";
+import type { PolicyEngine } from "../policy/engine.ts";
+import { expectConfig } from "../policy/config_object.ts";
+import { parseQueueConfig, type QueueConfig } from "../policy/config/queue_config.ts";
+import type { Resolver } from "../dns/resolver.ts";
+import { type MailExchanger, resolveMailExchanger, resolveMxList } from "../dns/mail_exchanger.ts";
+import type { SpoolPair } from "../spool/spool.ts";
+import type { LogDispatcher } from "../log/local_logger.ts";
+import {
+  formatRfc3339Nanos,
+  type LogRecord,
+  nowEpochMs,
+  type RecordType,
+  type ResponseRecord,
+} from "../log/record.ts";
+import { diag } from "../log/diag.ts";
+import { EgressResolver, WeightedRoundRobin } from "../egress/egress_pool.ts";
+import { type AttemptReport, ReadyQueue, readyQueueName } from "../egress/ready_queue.ts";
+import { Throttle } from "../util/gcra.ts";
+import { ScheduledQueue } from "./scheduled_queue.ts";
+import type { QueueHandoff } from "./handoff.ts";
+import { delayBasedOnAge, inferNumAttempts, scheduleAfterFailure } from "./retry_schedule.ts";
+
+/** Services the queue stage is built from. */
+export interface QueueManagerOptions {
+  engine: PolicyEngine;
+  resolver: Resolver;
+  spools: SpoolPair;
+  logs: LogDispatcher;
+  /** UUID of this node for log records. @default a random UUID */
+  nodeId?: string;
+  /** EHLO fallback. @default Deno.hostname() */
+  hostname?: string;
+  /** Jitter source. @default Math.random */
+  random?: () => number;
+}
+
+/** Extra fields of a record built by {@link QueueManager}. */
+interface RecordExtra {
+  site?: string;
+  peer?: LogRecord["peer_address"];
+  pool?: string | null;
+  source?: string | null;
+  sourceAddress?: LogRecord["source_address"];
+  deliveryProtocol?: string | null;
+  sessionId?: string;
+  tls?: AttemptReport["tls"];
+  providerName?: string;
+}
+
+function internalResponse(code: number, text: string): ResponseRecord {
+  const m = /^([245])\.(\d{1,3})\.(\d{1,3}) /.exec(text);
+  return {
+    code,
+    enhanced_code: m ? { class: +m[1], subject: +m[2], detail: +m[3] } : null,
+    content: m ? text.slice(m[0].length) : text,
+    command: null,
+  };
+}
+
+function responseLine(r: ResponseRecord): string {
+  const e = r.enhanced_code;
+  return `${r.code} ${e ? `${e.class}.${e.subject}.${e.detail} ` : ""}${r.content}`;
+}
+
+/**
+ * Owns every scheduled and ready queue of the process.
+ *
+ * @example
+ * ```ts
+ * const qm = new QueueManager({ engine, resolver, spools, logs });
+ * await qm.insert(msg); // after it was spooled
+ * qm.startSpoolIn();
+ * await qm.shutdown();
+ * ```
+ */
+export class QueueManager implements QueueHandoff {
+  #o: QueueManagerOptions;
+  #nodeId: string;
+  #random: () => number;
+  #egress: EgressResolver;
+  #scheduled = new Map<string, ScheduledQueue>();
+  #creating = new Map<string, Promise<ScheduledQueue>>();
+  #ready = new Map<string, ReadyQueue>();
+  #stopping = false;
+  #inflight = new Set<Promise<unknown>>();
+  /** Resolves when the spool-in pass is done. */
+  spoolInDone: Promise<void> = Promise.resolve();
+
+  constructor(options: QueueManagerOptions) {
+    this.#o = options;
+    this.#nodeId = options.nodeId ?? crypto.randomUUID();
+    this.#random = options.random ?? Math.random;
+    this.#egress = new EgressResolver(options.engine);
+  }
+
+  /** Scheduled queue names and sizes (for inspection and tests). */
+  scheduledQueues(): Map<string, number> {
+    return new Map([...this.#scheduled].map(([k, q]) => [k, q.size]));
+  }
+
+  /** Ready queue names (for inspection and tests). */
+  readyQueues(): string[] {
+    return [...this.#ready.keys()];
+  }
+
+  /** QueueHandoff: schedule an accepted (already spooled) message. */
+  async insert(msg: Message): Promise<void> {
+    if (this.#stopping) throw new Error("Cannot insert message: queue manager is shutting down");
+    const q = await this.#queueFor(msg.queueName());
+    q.schedule(msg);
+  }
+
+  #track<T>(p: Promise<T>): Promise<T> {
+    this.#inflight.add(p);
+    p.finally(() => this.#inflight.delete(p)).catch(() => {});
+    return p;
+  }
+
+  // ---- scheduled queues and their config ----
+
+  async #resolveConfig(c: QueueNameComponents): Promise<QueueConfig> {
+    const engine = this.#o.engine;
+    if (!engine.hasHandler("get_queue_config")) return parseQueueConfig({});
+    const ret = await engine.callOrThrow("get_queue_config", "ssss", [
+      c.domain,
+      c.tenant ?? null,
+      c.campaign ?? null,
+      c.routingDomain ?? null,
+    ]);
+    if (ret == null) return parseQueueConfig({});
+    return expectConfig(ret, "QueueConfig", parseQueueConfig, "get_queue_config");
+  }
+
+  #queueFor(name: string): Promise<ScheduledQueue> {
+    const q = this.#scheduled.get(name);
+    if (q) {
+      if (Date.now() >= q.configExpires) this.#refresh(q);
+      return Promise.resolve(q);
+    }
+    let p = this.#creating.get(name);
+    if (!p) {
+      p = (async () => {
+        const comps = parseQueueName(name);
+        const cfg = await this.#resolveConfig(comps);
+        const sq = new ScheduledQueue(name, comps, cfg, (m) => this.#onDue(sq, m));
+        this.#applyConfig(sq, cfg);
+        this.#scheduled.set(name, sq);
+        return sq;
+      })().finally(() => this.#creating.delete(name));
+      this.#creating.set(name, p);
+    }
+    return p;
+  }
+
+  #applyConfig(q: ScheduledQueue, cfg: QueueConfig): void {
+    const old = q.config;
+    q.config = cfg;
+    q.configExpires = Date.now() + cfg.refreshInterval;
+    if (!q.throttle || old.maxMessageRate?.text !== cfg.maxMessageRate?.text) {
+      q.throttle = cfg.maxMessageRate ? new Throttle(cfg.maxMessageRate) : null;
+    }
+  }
+
+  #refresh(q: ScheduledQueue): void {
+    q.configExpires = Date.now() + q.config.refreshInterval;
+    this.#resolveConfig(q.components).then(
+      (cfg) => this.#applyConfig(q, cfg),
+      (e) => diag.error("kumod::queue", `Cannot refresh queue config for "${q.name}": ${e}`),
+    );
+  }
+
+  // ---- promotion ----
+
+  #onDue(q: ScheduledQueue, msg: Message): void {
+    this.#track(
+      this.#promote(q, msg).catch((e) => {
+        diag.error("kumod::queue", `Cannot promote message "${msg.id}" from "${q.name}": ${e}`);
+        this.#transientInternal(q, msg, internalResponse(451, `4.4.4 KumoMTA internal: ${e}`), {});
+      }),
+    );
+  }
+
+  async #promote(q: ScheduledQueue, msg: Message): Promise<void> {
+    if (this.#stopping) return;
+    if (Date.now() >= q.configExpires) this.#refresh(q);
+    const cfg = q.config;
+    if (q.throttle) {
+      const r = q.throttle.tryAcquire();
+      if (!r.ok) {
+        msg.due = Date.now() + r.retryAfterMs;
+        q.schedule(msg); // not an attempt
+        return;
+      }
+    }
+    if (msg.data === null) {
+      const data = await this.#o.spools.data.load(msg.id);
+      if (data === null) {
+        diag.error("kumod::queue", `Cannot load data of message "${msg.id}": missing from spool`);
+        await this.#o.spools.meta.remove(msg.id);
+        return;
+      }
+      msg.data = data;
+      msg.dataDirty = false;
+    }
+    // Source selection: weighted round robin over the pool, per scheduled queue.
+    const pool = await this.#egress.pool(cfg.egressPool);
+    if (!q.wrr || q.rrPool !== pool.name || !q.wrr.sameAs(pool.entries)) {
+      q.wrr = new WeightedRoundRobin(pool.entries);
+      q.rrPool = pool.name;
+    }
+    const sourceName = q.wrr.next();
+    if (sourceName === undefined) {
+      this.#transientInternal(
+        q,
+        msg,
+        internalResponse(
+          451,
+          `4.4.4 KumoMTA internal: no sources available for ${q.name} pool=\`${pool.name}\``,
+        ),
+        { pool: pool.name },
+      );
+      return;
+    }
+    const source = await this.#egress.source(sourceName);
+    if (cfg.protocol.kind !== "smtp") {
+      this.#transientInternal(
+        q,
+        msg,
+        internalResponse(
+          451,
+          `4.4.4 KumoMTA internal: protocol ${cfg.protocol.kind} is not supported`,
+        ),
+        { pool: pool.name },
+      );
+      return;
+    }
+    const routing = q.components.routingDomain ?? q.components.domain;
+    let mx: MailExchanger;
+    try {
+      mx = cfg.protocol.mxList.length > 0
+        ? resolveMxList(cfg.protocol.mxList)
+        : await resolveMailExchanger(routing, this.#o.resolver);
+    } catch (e) {
+      this.#transientInternal(
+        q,
+        msg,
+        internalResponse(451, `4.4.4 failed to resolve queue ${q.name}: ${(e as Error).message}`),
+        { pool: pool.name, source: source.name },
+      );
+      return;
+    }
+    const rqName = readyQueueName(source.name, mx.siteName);
+    let rq = this.#ready.get(rqName);
+    if (!rq) {
+      rq = new ReadyQueue({
+        name: rqName,
+        source,
+        poolName: pool.name,
+        routingDomain: routing,
+        mx,
+        engine: this.#o.engine,
+        resolver: this.#o.resolver,
+        hostname: this.#o.hostname,
+        onOutcome: (m, report) => this.#track(this.#onOutcome(m, report)),
+      });
+      this.#ready.set(rqName, rq);
+      await rq.pathConfig().catch(() => {});
+    } else {
+      rq.mx = mx;
+    }
+    if (rq.size >= rq.maxReady) {
+      msg.due = Date.now() + Math.floor(this.#random() * 60_000);
+      q.schedule(msg); // ready queue full: not an attempt
+      return;
+    }
+    rq.enqueue(msg, q.components);
+  }
+
+  // ---- outcomes ----
+
+  #record(
+    type: RecordType,
+    msg: Message,
+    recipients: string[],
+    response: ResponseRecord,
+    x: RecordExtra,
+  ): LogRecord {
+    const now = nowEpochMs();
+    const created = msg.createdMs;
+    const rec: LogRecord = {
+      type,
+      id: msg.id,
+      sender: msg.sender.email,
+      recipient: recipients.length === 1 ? recipients[0] : recipients,
+      queue: msg.queueName(),
+      site: x.site ?? "",
+      size: msg.data?.length ?? 0,
+      response,
+      peer_address: x.peer ?? null,
+      timestamp: Math.floor(now / 1000),
+      event_time: formatRfc3339Nanos(now),
+      created: Math.floor(created / 1000),
+      created_time: formatRfc3339Nanos(created),
+      num_attempts: msg.numAttempts,
+      bounce_classification: "Uncategorized",
+      egress_pool: x.pool ?? null,
+      egress_source: x.source ?? null,
+      source_address: x.sourceAddress ?? null,
+      feedback_report: null,
+      meta: {},
+      headers: {},
+      delivery_protocol: x.deliveryProtocol ?? null,
+      reception_protocol: typeof msg.meta.reception_protocol === "string"
+        ? msg.meta.reception_protocol
+        : null,
+      nodeid: this.#nodeId,
+    };
+    if (x.tls) {
+      rec.tls_cipher = x.tls.cipher;
+      rec.tls_protocol_version = x.tls.protocol;
+      if (x.tls.peerSubject) rec.tls_peer_subject_name = x.tls.peerSubject;
+    }
+    if (x.providerName) rec.provider_name = x.providerName;
+    if (x.sessionId) rec.session_id = x.sessionId;
+    return rec;
+  }
+
+  #log(rec: LogRecord, msg: Message): void {
+    this.#o.logs.submit(rec, {
+      meta: msg.meta,
+      getAllHeaders: () => (msg.data ? msg.getAllHeaders() : []),
+    });
+  }
+
+  async #onOutcome(msg: Message, report: AttemptReport): Promise<void> {
+    const extra: RecordExtra = {
+      site: report.readyQueue,
+      peer: report.peer,
+      pool: report.egressPool,
+      source: report.egressSource,
+      sourceAddress: report.sourceAddress,
+      deliveryProtocol: "ESMTP",
+      sessionId: report.sessionId,
+      tls: report.tls,
+      providerName: report.providerName,
+    };
+    // Group recipients with identical replies into one record.
+    const groups = new Map<
+      string,
+      { type: RecordType; response: ResponseRecord; rcpts: string[] }
+    >();
+    const transient: number[] = [];
+    for (const r of report.results) {
+      if (r.outcome === "TransientFailure") transient.push(r.index);
+      const key = r.outcome + "\0" + JSON.stringify(r.response);
+      const g = groups.get(key);
+      const email = msg.recipients[r.index].email;
+      if (g) g.rcpts.push(email);
+      else groups.set(key, { type: r.outcome, response: r.response, rcpts: [email] });
+    }
+    for (const g of groups.values()) {
+      this.#log(this.#record(g.type, msg, g.rcpts, g.response, extra), msg);
+    }
+    if (transient.length === 0) {
+      await this.#finish(msg);
+      return;
+    }
+    if (transient.length !== msg.recipients.length) {
+      msg.setRecipient(transient.map((i) => msg.recipients[i]));
+    }
+    const first = report.results.find((r) => r.outcome === "TransientFailure")!;
+    await this.#retry(msg, first.response, extra);
+  }
+
+  /** A transient failure decided inside the queue stage (no connection). */
+  #transientInternal(
+    q: ScheduledQueue,
+    msg: Message,
+    response: ResponseRecord,
+    x: RecordExtra,
+  ): void {
+    this.#log(
+      this.#record("TransientFailure", msg, msg.recipients.map((r) => r.email), response, {
+        ...x,
+        site: x.site ?? "",
+      }),
+      msg,
+    );
+    this.#track(this.#retry(msg, response, x, q));
+  }
+
+  async #retry(
+    msg: Message,
+    response: ResponseRecord,
+    x: RecordExtra,
+    q?: ScheduledQueue,
+  ): Promise<void> {
+    if (this.#stopping) {
+      await this.#persistMeta(msg);
+      return;
+    }
+    const before = msg.queueName();
+    const engine = this.#o.engine;
+    if (engine.hasHandler("requeue_message")) {
+      try {
+        await engine.callOrThrow("requeue_message", "msbbs", [
+          msg,
+          responseLine(response),
+          [],
+          true,
+          null,
+        ]);
+      } catch (e) {
+        diag.error("kumod::queue", `Error in requeue_message for "${msg.id}": ${e}`);
+        this.#log(
+          this.#record(
+            "Bounce",
+            msg,
+            msg.recipients.map((r) => r.email),
+            internalResponse(
+              550,
+              `5.4.0 KumoMTA internal: requeue_message failed: ${(e as Error).message}`,
+            ),
+            x,
+          ),
+          msg,
+        );
+        await this.#finish(msg);
+        return;
+      }
+    }
+    const after = msg.queueName();
+    const sq = q && q.name === after ? q : await this.#queueFor(after);
+    const cfg = sq.config;
+    const expires = msg.scheduling?.expires ? Date.parse(msg.scheduling.expires) : undefined;
+    const now = Date.now();
+    const d = scheduleAfterFailure({
+      now,
+      createdMs: msg.createdMs,
+      numAttempts: msg.numAttempts,
+      policy: cfg,
+      expiresMs: Number.isFinite(expires) ? expires : undefined,
+      random: this.#random,
+    });
+    msg.incrementNumAttempts();
+    if (d.kind === "expire") {
+      const limit = expires !== undefined && Number.isFinite(expires)
+        ? new Date(expires).toISOString()
+        : new Date(msg.createdMs + cfg.maxAge).toISOString();
+      this.#log(
+        this.#record(
+          "Expiration",
+          msg,
+          msg.recipients.map((r) => r.email),
+          internalResponse(
+            551,
+            `5.4.7 Next delivery time would be at ${
+              new Date(d.due).toISOString()
+            } which exceeds the expiry time ${limit} configured via set_scheduling or max_age`,
+          ),
+          {},
+        ),
+        msg,
+      );
+      await this.#finish(msg);
+      return;
+    }
+    msg.due = after !== before ? now : d.due;
+    await this.#persistMeta(msg);
+    sq.schedule(msg);
+  }
+
+  async #persistMeta(msg: Message): Promise<void> {
+    if (!msg.metaDirty) return;
+    try {
+      await this.#o.spools.meta.store(msg.id, msg.metaBytes(), { sync: false });
+      msg.metaDirty = false;
+    } catch (e) {
+      diag.error("kumod::queue", `Cannot save meta of message "${msg.id}": ${e}`);
+    }
+  }
+
+  /** Final outcome logged: remove from both spools. */
+  async #finish(msg: Message): Promise<void> {
+    try {
+      await Promise.all([this.#o.spools.meta.remove(msg.id), this.#o.spools.data.remove(msg.id)]);
+    } catch (e) {
+      diag.error("kumod::queue", `Cannot remove message "${msg.id}" from spool: ${e}`);
+    }
+  }
+
+  // ---- spool-in ----
+
+  /** Enumerate the meta spool in the background and queue what it holds (§8). */
+  startSpoolIn(): Promise<void> {
+    this.spoolInDone = this.#spoolIn().catch((e) => {
+      diag.error("kumod::spool", `spool enumeration failed: ${e}`);
+    });
+    return this.spoolInDone;
+  }
+
+  async #spoolIn(): Promise<void> {
+    const engine = this.#o.engine;
+    let n = 0;
+    for await (const entry of this.#o.spools.meta.enumerate()) {
+      if (this.#stopping) return;
+      let msg: Message;
+      try {
+        msg = MessageClass.fromSpool(entry.id, entry.bytes, null);
+        msg.metaDirty = false;
+        msg.dataDirty = false;
+      } catch (e) {
+        diag.error("kumod::spool", `Removing unparsable message "${entry.id}": ${e}`);
+        await this.#finish({ id: entry.id } as Message);
+        continue;
+      }
+      try {
+        if (engine.hasHandler("spool_message_enumerated")) {
+          await engine.callOrThrow("spool_message_enumerated", "m", [msg]);
+        }
+        const q = await this.#queueFor(msg.queueName());
+        const cfg = q.config;
+        const age = Date.now() - msg.createdMs;
+        msg.numAttempts = inferNumAttempts(age, cfg);
+        const expires = msg.scheduling?.expires ? Date.parse(msg.scheduling.expires) : NaN;
+        const delay = delayBasedOnAge(msg.numAttempts, age, cfg);
+        if (delay === null || (Number.isFinite(expires) && Date.now() >= expires)) {
+          this.#log(
+            this.#record(
+              "Expiration",
+              msg,
+              msg.recipients.map((r) => r.email),
+              internalResponse(
+                551,
+                "5.4.7 Next delivery time would exceed the configured max_age or expires time",
+              ),
+              {},
+            ),
+            msg,
+          );
+          await this.#finish(msg);
+          continue;
+        }
+        msg.due = Date.now() + delay;
+        q.schedule(msg);
+        n++;
+      } catch (e) {
+        diag.error("kumod::spool", `Cannot queue spooled message "${entry.id}": ${e}`);
+      }
+    }
+    diag.info("kumod::spool", `spool enumeration complete: ${n} messages queued`);
+  }
+
+  // ---- shutdown ----
+
+  /** Stop timers and dispatchers; everything undelivered stays in the spool. */
+  async shutdown(): Promise<void> {
+    this.#stopping = true;
+    const left: Message[] = [];
+    for (const q of this.#scheduled.values()) left.push(...q.stop());
+    const stopped = await Promise.all([...this.#ready.values()].map((rq) => rq.stop()));
+    for (const l of stopped) left.push(...l);
+    for (let i = 0; i < 10 && this.#inflight.size > 0; i++) {
+      await Promise.allSettled([...this.#inflight]);
+    }
+    for (const m of left) await this.#persistMeta(m);
+  }
+}

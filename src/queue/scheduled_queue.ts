@@ -1,0 +1,124 @@
+/**
+ * A scheduled queue: messages of one queue name waiting for their due time,
+ * kept in a binary min-heap with a single timer armed for the earliest.
+ *
+ * Place on the path: between insert/retry and promotion to a ready queue.
+ * It only orders and wakes; the queue manager decides what a due message
+ * means. Never touches the spool or the network.
+ *
+ * @module
+ */
+
+import type { Message } from "../message/message.ts";
+import type { QueueConfig } from "../policy/config/queue_config.ts";
+import type { QueueNameComponents } from "../message/queue_name.ts";
+import type { WeightedRoundRobin } from "../egress/egress_pool.ts";
+import type { Throttle } from "../util/gcra.ts";
+
+/**
+ * Timer-ordered holding area for one scheduled queue.
+ *
+ * @example
+ * ```ts
+ * const q = new ScheduledQueue("example.test", comps, config, (m) => promote(m));
+ * q.schedule(msg); // fires onDue(msg) at msg.due
+ * ```
+ */
+export class ScheduledQueue {
+  readonly name: string;
+  readonly components: QueueNameComponents;
+  config: QueueConfig;
+  configExpires = 0;
+  /** Per-queue source selection state (upstream keeps WRR per scheduled queue). */
+  wrr: WeightedRoundRobin | null = null;
+  rrPool: string | undefined;
+  /** `max_message_rate` of the queue config. */
+  throttle: Throttle | null = null;
+  #heap: Message[] = [];
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
+  #onDue: (msg: Message) => void;
+  #stopped = false;
+
+  constructor(
+    name: string,
+    components: QueueNameComponents,
+    config: QueueConfig,
+    onDue: (msg: Message) => void,
+  ) {
+    this.name = name;
+    this.components = components;
+    this.config = config;
+    this.#onDue = onDue;
+  }
+
+  /** Messages waiting. */
+  get size(): number {
+    return this.#heap.length;
+  }
+
+  /** Add a message; it fires at `msg.due`. */
+  schedule(msg: Message): void {
+    if (this.#stopped) return;
+    const h = this.#heap;
+    h.push(msg);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (h[p].due <= h[i].due) break;
+      [h[p], h[i]] = [h[i], h[p]];
+      i = p;
+    }
+    this.#arm();
+  }
+
+  #pop(): Message | undefined {
+    const h = this.#heap;
+    if (h.length === 0) return undefined;
+    const top = h[0];
+    const last = h.pop()!;
+    if (h.length > 0) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1, r = l + 1;
+        let m = i;
+        if (l < h.length && h[l].due < h[m].due) m = l;
+        if (r < h.length && h[r].due < h[m].due) m = r;
+        if (m === i) break;
+        [h[m], h[i]] = [h[i], h[m]];
+        i = m;
+      }
+    }
+    return top;
+  }
+
+  #arm(): void {
+    if (this.#stopped || this.#heap.length === 0) return;
+    const at = this.#heap[0].due;
+    if (this.#timer !== undefined && this.#timerAt <= at) return;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => this.#fire(), Math.max(0, at - Date.now()));
+  }
+
+  #fire(): void {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    const now = Date.now();
+    while (!this.#stopped && this.#heap.length > 0 && this.#heap[0].due <= now) {
+      this.#onDue(this.#pop()!);
+    }
+    this.#arm();
+  }
+
+  /** Stop the timer; returns the messages still waiting. */
+  stop(): Message[] {
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const left = this.#heap;
+    this.#heap = [];
+    return left;
+  }
+}

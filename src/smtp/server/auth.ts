@@ -1,0 +1,90 @@
+/**
+ * SMTP AUTH PLAIN (RFC 4954, RFC 4616) for the inbound session: decoding the
+ * client's response and interpreting what `smtp_server_auth_plain` returned.
+ *
+ * Place on the mail's path: the session's AUTH handler checks the
+ * preconditions (TLS, not twice, not in a transaction, mechanism PLAIN),
+ * gets the response (initial response or after a `334 ` continuation), then
+ * uses these helpers. Only PLAIN is offered; every other mechanism
+ * (including LOGIN) gets `504 5.5.4 AUTH <mech> not supported`. Pure
+ * functions: never calls Lua or writes replies.
+ *
+ * @module
+ */
+
+/** Decoded PLAIN credentials; an empty authz is already replaced by authc. */
+export interface PlainCredentials {
+  authz: string;
+  authc: string;
+  password: string;
+}
+
+/** The exact replies of the AUTH command (lua-api.md §9). */
+export const AUTH_REPLIES = {
+  ok: { code: 235, text: "2.7.0 AUTH OK!" },
+  invalid: { code: 535, text: "5.7.8 AUTH invalid" },
+  needTls: { code: 524, text: "5.7.11 AUTH PLAIN requires an encrypted channel" },
+  twice: { code: 503, text: "5.5.1 AUTH me once, can't get authed again!" },
+  inTransaction: { code: 503, text: "5.5.1 AUTH not permitted inside a transaction" },
+  cancelled: { code: 501, text: "5.7.0 AUTH cancelled" },
+  badBase64: { code: 501, text: "5.5.2 Invalid base64 in AUTH response" },
+  badPlain: { code: 501, text: "5.5.2 Invalid AUTH PLAIN response" },
+} as const;
+
+/** `504 5.5.4 AUTH <mech> not supported`. */
+export function unsupportedMechanism(mech: string): { code: number; text: string } {
+  return { code: 504, text: `5.5.4 AUTH ${mech} not supported` };
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Decode a base64 PLAIN response (`authz NUL authc NUL password`); `=`
+ * means empty. Returns a reply key on bad input.
+ *
+ * @example
+ * ```ts
+ * decodePlain(btoa("\0user\0pw")); // { authz: "user", authc: "user", password: "pw" }
+ * ```
+ */
+export function decodePlain(b64: string): PlainCredentials | "badBase64" | "badPlain" {
+  let bin: string;
+  try {
+    bin = b64 === "=" ? "" : atob(b64);
+  } catch {
+    return "badBase64";
+  }
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    return "badPlain";
+  }
+  const parts = text.split("\0");
+  if (parts.length !== 3 || parts[1] === "") return "badPlain";
+  return { authz: parts[0] === "" ? parts[1] : parts[0], authc: parts[1], password: parts[2] };
+}
+
+/** What `smtp_server_auth_plain` decided. */
+export type AuthVerdict =
+  | { ok: false }
+  | { ok: true; authInfo?: unknown };
+
+/**
+ * Interpret the handler's return value: `true`/`false`, or an AuthInfo
+ * table `{identities = {...}, groups = {...}}` (success).
+ *
+ * @throws {TypeError} for `nil` or anything else (an error per lua-api.md §4.3).
+ */
+export function authVerdict(value: unknown): AuthVerdict {
+  if (value === true) return { ok: true };
+  if (value === false) return { ok: false };
+  if (typeof value === "object" && value !== null && "identities" in value) {
+    return { ok: true, authInfo: value };
+  }
+  throw new TypeError(
+    `smtp_server_auth_plain: expected a boolean or AuthInfo, got ${JSON.stringify(value) ?? "nil"}`,
+  );
+}

@@ -1,0 +1,274 @@
+/**
+ * The end of DATA (queues-and-delivery.md §9.4 steps 2–6): turn one
+ * accepted transaction into spooled, logged messages handed to the queue,
+ * and compute the final reply.
+ *
+ * Place on the mail's path: called by the session once the LineReader
+ * delivered an acceptable body. Order per transaction:
+ * `smtp_server_data` → split (`smtp_server_split_transaction`, else
+ * `batch_handling`) → per batch new id, `Received:`, then
+ * `smtp_server_message_received` → per batch `X-KumoRef`, relay check, spool
+ * write (meta + data, both with sync) → `Reception` log → queue hand-off →
+ * `250 OK ids=…`. A reject or error in any event refuses the whole
+ * transaction before anything is spooled (the session maps PolicyReject /
+ * PolicyError to replies). It never writes to the socket.
+ *
+ * @module
+ */
+
+import { Message } from "../../message/message.ts";
+import type { EnvelopeAddress } from "../../message/envelope_address.ts";
+import type { ConnMeta } from "../../policy/conn_methods.ts";
+import type { EsmtpListenerParams } from "../../policy/config/esmtp_listener.ts";
+import { PolicyError } from "../../policy/policy_error.ts";
+import { diag } from "../../log/diag.ts";
+import type { ReceptionServices } from "./reception_services.ts";
+import { decideRelay, type ListenerDomainCache } from "./relay.ts";
+import { messageLogContext, receptionRecord, type SessionLogInfo } from "./reception_log.ts";
+import { receivedHeaderValue, supplementalHeaderValue } from "./trace_headers.ts";
+
+/** A reply as code + wire text (enhanced code, if any, at the start of `text`). */
+export interface PhaseReply {
+  code: number;
+  text: string;
+}
+
+/** Everything the DATA phase needs from the session. */
+export interface DataPhaseInput {
+  services: ReceptionServices;
+  params: EsmtpListenerParams;
+  conn: ConnMeta;
+  sender: EnvelopeAddress;
+  recipients: readonly EnvelopeAddress[];
+  /** Unstuffed body with CRLF line endings. */
+  body: Uint8Array;
+  log: SessionLogInfo;
+  peerIp: string;
+  localIp: string;
+  tlsVersion?: string;
+  tlsCipher?: string;
+  authenticated: boolean;
+  relayCache: ListenerDomainCache;
+}
+
+type Stage = "rx" | "resolve" | "spool" | "insert";
+
+/**
+ * Run the DATA phase under `data_processing_timeout`; resolves to the final
+ * reply (`250 OK ids=…`, `250 PARTIAL ids=…`, `550 5.7.1 …`, `451 4.4.5 …`).
+ *
+ * @throws {PolicyReject} when an event rejected (reply with its code/text)
+ * @throws {PolicyError} on any other policy failure (→ `421 4.3.0`)
+ * @example
+ * ```ts
+ * const reply = await runDataPhase(input); // { code: 250, text: "OK ids=..." }
+ * ```
+ */
+export function runDataPhase(input: DataPhaseInput): Promise<PhaseReply> {
+  const state = { stage: "rx" as Stage, abandoned: false };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<PhaseReply>((resolve) => {
+    timer = setTimeout(() => {
+      state.abandoned = true;
+      resolve({
+        code: 451,
+        text: `4.4.5 data_processing_timeout exceeded (${state.stage})`,
+      });
+    }, input.params.dataProcessingTimeout);
+  });
+  return Promise.race([process(input, state), timeout]).finally(() => clearTimeout(timer));
+}
+
+async function process(
+  input: DataPhaseInput,
+  state: { stage: Stage; abandoned: boolean },
+): Promise<PhaseReply> {
+  const { services, params, conn } = input;
+  const engine = services.engine;
+  const now = Date.now();
+
+  // Step 2: one event for the whole transaction.
+  const txn = new Message({
+    sender: input.sender,
+    recipients: input.recipients,
+    meta: { ...conn.values },
+    data: input.body,
+  });
+  if (engine.hasHandler("smtp_server_data")) {
+    await engine.callOrThrow("smtp_server_data", "mc", [txn, conn]);
+  }
+
+  // Step 3: split into batches.
+  const batches = await splitTransaction(input, txn);
+
+  // Step 4: per batch id, Received:, smtp_server_message_received.
+  const messages: Message[] = [];
+  const trace = params.traceHeaders;
+  for (const rcpts of batches) {
+    const msg = new Message({
+      sender: txn.sender,
+      recipients: rcpts,
+      meta: { ...txn.meta },
+      data: txn.getData(),
+    });
+    if (trace.receivedHeader && rcpts.length > 0) {
+      msg.prependHeader(
+        "Received",
+        receivedHeaderValue({
+          ehlo: input.log.ehlo,
+          peerIp: input.peerIp,
+          hostname: params.hostname,
+          localIp: input.localIp,
+          tlsVersion: input.tlsVersion,
+          tlsCipher: input.tlsCipher,
+          authenticated: input.authenticated,
+          id: msg.id,
+          recipient: rcpts[0].email,
+          epochMs: now,
+        }),
+      );
+    }
+    if (engine.hasHandler("smtp_server_message_received")) {
+      await engine.callOrThrow("smtp_server_message_received", "mc", [msg, conn]);
+    }
+    messages.push(msg);
+  }
+  if (state.abandoned) return { code: 451, text: "4.4.5 data_processing_timeout exceeded (rx)" };
+
+  // Step 5: supplemental header, relay decision, queue name.
+  state.stage = "resolve";
+  const accepted: { msg: Message; queue: string }[] = [];
+  let relayable = 0;
+  for (const msg of messages) {
+    if (msg.recipients.length === 0) continue;
+    if (trace.supplementalHeader) {
+      msg.prependHeader(
+        trace.headerName,
+        supplementalHeaderValue(
+          trace.headerName,
+          msg.recipients.map((r) => r.email),
+          msg.meta,
+          trace.includeMetaNames,
+        ),
+      );
+    }
+    const first = msg.recipients[0];
+    const verdict = await decideRelay(
+      params.relayHosts,
+      input.peerIp,
+      msg.sender.domain,
+      first.domain,
+      input.relayCache,
+    );
+    if (!verdict.relay) continue; // OOB/ARF reports are handled by the report stage (§10)
+    relayable++;
+    let queue: string;
+    try {
+      queue = msg.queueName();
+    } catch (e) {
+      throw new PolicyError(`Cannot compute queue name: ${(e as Error).message}`);
+    }
+    accepted.push({ msg, queue });
+  }
+  if (relayable === 0 && messages.length > 0) {
+    return { code: 550, text: "5.7.1 relaying not permitted" };
+  }
+  if (state.abandoned) {
+    return { code: 451, text: "4.4.5 data_processing_timeout exceeded (resolve)" };
+  }
+
+  // Spool every batch that will be queued; 250 only after both stores synced.
+  state.stage = "spool";
+  const spools = services.spools;
+  if (spools === null) return { code: 451, text: "4.4.5 spool write timed out" };
+  const toQueue = accepted.filter((a) => a.queue !== "null");
+  if (!params.deferredSpool) {
+    await Promise.all(toQueue.map(({ msg }) =>
+      Promise.all([
+        spools.meta.store(msg.id, msg.metaBytes(), { sync: true }),
+        spools.data.store(msg.id, msg.getData(), { sync: true }),
+      ]).then(() => {
+        msg.metaDirty = false;
+        msg.dataDirty = false;
+      })
+    ));
+  }
+  if (state.abandoned) {
+    return { code: 451, text: "4.4.5 data_processing_timeout exceeded (spool)" };
+  }
+
+  // Log Reception, then hand over to the queue (the `null` queue is dropped).
+  state.stage = "insert";
+  for (const { msg, queue } of accepted) {
+    services.logs.submit(receptionRecord(input.log, msg, queue), messageLogContext(msg));
+  }
+  const results = await Promise.allSettled(toQueue.map(({ msg }) => services.handoff.insert(msg)));
+  let failed = 0;
+  for (let i = 0; i < results.length; i++) {
+    const r = results[i];
+    if (r.status === "rejected") {
+      failed++;
+      diag.error(
+        "kumod::smtp_server",
+        `Cannot insert message "${toQueue[i].msg.id}" into its queue: ${r.reason}`,
+      );
+    }
+  }
+  const ids = messages.map((m) => m.id).join(" ");
+  if (failed > 0 && failed === toQueue.length) {
+    return { code: 451, text: "4.4.5 data_processing_timeout exceeded (insert)" };
+  }
+  return { code: 250, text: `${failed > 0 ? "PARTIAL" : "OK"} ids=${ids}` };
+}
+
+/** Step 3: recipient batches, from the policy or `batch_handling`. */
+async function splitTransaction(input: DataPhaseInput, txn: Message): Promise<EnvelopeAddress[][]> {
+  const engine = input.services.engine;
+  const rcpts = txn.recipients;
+  if (engine.hasHandler("smtp_server_split_transaction")) {
+    const v = await engine.callOrThrow("smtp_server_split_transaction", "mc", [txn, input.conn]);
+    if (v !== undefined && v !== null) return parseBatches(v);
+  }
+  if (input.params.batchHandling === "BatchByDomain") {
+    const byDomain = new Map<string, EnvelopeAddress[]>();
+    for (const r of rcpts) {
+      const key = r.domain.toLowerCase();
+      const list = byDomain.get(key);
+      if (list) list.push(r);
+      else byDomain.set(key, [r]);
+    }
+    return [...byDomain.values()];
+  }
+  return rcpts.map((r) => [r]);
+}
+
+function parseBatches(v: unknown): EnvelopeAddress[][] {
+  const list = Array.isArray(v)
+    ? v
+    : typeof v === "object" && v !== null && Object.keys(v).length === 0
+    ? []
+    : null;
+  if (list === null) {
+    throw new PolicyError(`smtp_server_split_transaction: expected an array of recipient arrays`);
+  }
+  return list.map((batch) => {
+    const items = Array.isArray(batch)
+      ? batch
+      : typeof batch === "object" && batch !== null && Object.keys(batch).length === 0
+      ? []
+      : null;
+    if (items === null) {
+      throw new PolicyError(`smtp_server_split_transaction: expected an array of recipient arrays`);
+    }
+    return items.map((a) => {
+      const email = typeof a === "string" ? a : typeof a === "object" && a !== null &&
+          typeof (a as { email?: unknown }).email === "string"
+        ? (a as { email: string }).email
+        : null;
+      if (email === null) {
+        throw new PolicyError(`smtp_server_split_transaction: expected EnvelopeAddress values`);
+      }
+      return new Message({ sender: "", recipients: [email], data: null }).recipients[0];
+    });
+  });
+}

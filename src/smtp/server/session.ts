@@ -1,0 +1,727 @@
+/**
+ * SmtpSession: one inbound ESMTP connection, as a state machine driven by
+ * the LineReader (queues-and-delivery.md §9.2–§9.4, lua-api.md §4.3, §9).
+ *
+ * Place on the mail's path: created by the listener for each accepted
+ * socket; it greets, parses each command in order (pipelining works because
+ * commands are taken strictly from the input buffer), runs the policy
+ * events, and at end of DATA hands the transaction to the DATA phase. One
+ * ordered `state`, a verb → handler table, and one writer (`#reply`) through
+ * which every reply passes: it calls `smtp_server_rewrite_response` only
+ * when the policy has that handler, logs `Rejection` records, queues the
+ * text and flushes it in one socket write when the input runs dry; a 421
+ * closes. It never delivers mail and never touches the spool directly.
+ *
+ * @module
+ */
+
+import type net from "node:net";
+import type tls from "node:tls";
+import { LineReader, type ReaderEvent } from "../protocol/line_reader.ts";
+import { type Command, parseCommand } from "../protocol/command.ts";
+import { formatReply } from "../protocol/reply.ts";
+import { type EnvelopeAddress, formatEnvelopeAddress } from "../../message/envelope_address.ts";
+import { ConnMeta } from "../../policy/conn_methods.ts";
+import {
+  type EsmtpListenerConfig,
+  type EsmtpListenerParams,
+  mergeDynamicParams,
+  resolveListenerParams,
+} from "../../policy/config/esmtp_listener.ts";
+import { PolicyError, PolicyReject } from "../../policy/policy_error.ts";
+import { diag } from "../../log/diag.ts";
+import type { ReceptionServices } from "./reception_services.ts";
+import { decideRelay, ListenerDomainCache } from "./relay.ts";
+import { isLoggedRejection, rejectionRecord, type SessionLogInfo } from "./reception_log.ts";
+import { runDataPhase } from "./data_phase.ts";
+import { upgradeToTls } from "./starttls.ts";
+import { serverSecureContext } from "./tls_material.ts";
+import { AUTH_REPLIES, authVerdict, decodePlain, unsupportedMechanism } from "./auth.ts";
+
+/**
+ * Session states, in the order a session moves through them:
+ * `greeting` (before the banner) → `ready` (no transaction) → `mail` (MAIL
+ * accepted) → `rcpt` (≥1 RCPT accepted) → `data` (reading the body) /
+ * `auth` (waiting for a 334 response) → back to `ready`; `closed` is final.
+ */
+export type SessionState = "greeting" | "ready" | "mail" | "rcpt" | "data" | "auth" | "closed";
+
+/** Where the listener socket is: `"ip:port"` strings and bare IPs. */
+export interface SessionEndpoints {
+  peerIp: string;
+  peerPort: number;
+  localIp: string;
+  localPort: number;
+}
+
+/** Buffered input above which the socket is paused while a command runs. */
+const PAUSE_BYTES = 1 << 20;
+
+type Handler = (s: SmtpSession, cmd: Command, line: string) => Promise<void> | void;
+
+function hostPort(ip: string, port: number): string {
+  return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+/**
+ * One inbound connection.
+ *
+ * @example
+ * ```ts
+ * const s = new SmtpSession(socket, listenerConfig, services, endpoints);
+ * await s.start(); // banner sent, commands handled until the client quits
+ * ```
+ */
+export class SmtpSession {
+  readonly #services: ReceptionServices;
+  readonly #listener: EsmtpListenerConfig;
+  readonly #ends: SessionEndpoints;
+  #socket: net.Socket | tls.TLSSocket;
+  #params: EsmtpListenerParams;
+  #reader!: LineReader;
+  #conn: ConnMeta;
+  #relayCache: ListenerDomainCache;
+  #log: SessionLogInfo;
+
+  state: SessionState = "greeting";
+  #ehlo = "";
+  #tls: { version: string; cipher: string } | null = null;
+  #authenticated = false;
+  #sender: EnvelopeAddress | null = null;
+  #rcpts: EnvelopeAddress[] = [];
+  /** Accepted RCPTs on this connection (max_messages_per_connection). */
+  #rcptCount = 0;
+  /** Command line the next reply answers (`"DATA"` at end of data, null at banner). */
+  #command: string | null = null;
+
+  #out = "";
+  #running = false;
+  #paused = false;
+  #closeAfterFlush = false;
+  #lastRead = Date.now();
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  #closedResolve!: () => void;
+  /** Resolves once the socket is closed. */
+  readonly closed: Promise<void>;
+
+  constructor(
+    socket: net.Socket,
+    listener: EsmtpListenerConfig,
+    services: ReceptionServices,
+    ends: SessionEndpoints,
+  ) {
+    this.#socket = socket;
+    this.#listener = listener;
+    this.#services = services;
+    this.#ends = ends;
+    this.closed = new Promise((r) => (this.#closedResolve = r));
+    this.#params = resolveListenerParams(listener, ends.peerIp, ends.localIp);
+    this.#conn = new ConnMeta({
+      ...this.#params.meta,
+      reception_protocol: "ESMTP",
+      received_from: hostPort(ends.peerIp, ends.peerPort),
+      received_via: hostPort(ends.localIp, ends.localPort),
+      hostname: this.#params.hostname,
+    });
+    this.#relayCache = new ListenerDomainCache(
+      services.engine,
+      this.#conn.values.received_via as string,
+      this.#conn,
+    );
+    this.#log = {
+      ehlo: "",
+      peerIp: ends.peerIp,
+      sessionId: crypto.randomUUID(),
+      nodeId: services.nodeId,
+    };
+    socket.setNoDelay(true);
+    socket.on("close", () => this.#onClose());
+    socket.on("error", () => {});
+  }
+
+  /** Effective hostname of this session. */
+  get hostname(): string {
+    return this.#params.hostname;
+  }
+
+  /** Connection start (§9.2): guards, dynamic parameters, `connection_accepted`, banner. */
+  async start(): Promise<void> {
+    const engine = this.#services.engine;
+    try {
+      if (this.#services.shuttingDown) {
+        return this.#early(`4.3.2 ${this.hostname} shutting down`);
+      }
+      if (this.#services.spools === null) {
+        return this.#early(`4.3.2 ${this.hostname} waiting for spool startup. Try again soon!`);
+      }
+      if (engine.hasHandler("smtp_server_get_dynamic_parameters")) {
+        const v = await engine.callOrThrow("smtp_server_get_dynamic_parameters", "sc", [
+          this.#conn.values.received_via,
+          this.#conn,
+        ]);
+        if (v !== undefined && v !== null) {
+          this.#params = mergeDynamicParams(this.#params, v);
+          for (const [k, val] of Object.entries(this.#params.meta)) this.#conn.set(k, val);
+          this.#conn.set("hostname", this.#params.hostname);
+        }
+      }
+      if (engine.hasHandler("smtp_server_connection_accepted")) {
+        await engine.callOrThrow("smtp_server_connection_accepted", "c", [this.#conn]);
+      }
+    } catch (e) {
+      if (e instanceof PolicyReject) {
+        await this.#reply(e.code, e.text);
+        this.#close();
+        return;
+      }
+      this.#internalError(e);
+      return;
+    }
+    this.#reader = new LineReader({
+      lineLengthHardLimit: this.#params.lineLengthHardLimit,
+      maxMessageSize: this.#params.maxMessageSize,
+      invalidLineEndings: this.#params.invalidLineEndings,
+    });
+    this.state = "ready";
+    await this.#reply(220, `${this.hostname} ${this.#params.banner}`);
+    this.#flush();
+    this.#attach(this.#socket);
+    this.#armIdleTimer();
+  }
+
+  /** A 421 before the banner, then close (not logged: `4.3.2`). */
+  async #early(text: string): Promise<void> {
+    await this.#reply(421, text);
+    this.#close();
+  }
+
+  /**
+   * Shutdown: an idle session gets `421 4.3.2 <host> shutting down` now; a
+   * busy one after its current command.
+   */
+  shutdown(): void {
+    if (this.state === "closed") return;
+    if (!this.#running) void this.#shutdownReply();
+  }
+
+  async #shutdownReply(): Promise<void> {
+    if (this.state === "closed" || this.state === "greeting") return;
+    this.#command = null;
+    await this.#reply(421, `4.3.2 ${this.hostname} shutting down`);
+    this.#flush();
+  }
+
+  /** Drop the connection at once. */
+  destroy(): void {
+    this.#socket.destroy();
+  }
+
+  // ---- input ------------------------------------------------------------------
+
+  #attach(sock: net.Socket | tls.TLSSocket): void {
+    sock.on("data", this.#onData);
+    sock.resume();
+  }
+
+  #onData = (chunk: Uint8Array): void => {
+    this.#lastRead = Date.now();
+    this.#reader.push(chunk);
+    if (!this.#running) {
+      void this.#pump();
+    } else if (!this.#paused && this.#reader.bufferedLength > PAUSE_BYTES) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
+  };
+
+  async #pump(): Promise<void> {
+    this.#running = true;
+    try {
+      while (this.state !== "closed") {
+        const ev = this.#reader.next();
+        if (ev === null) break;
+        await this.#handle(ev);
+        if (this.#services.shuttingDown && (this.state as SessionState) !== "closed") {
+          await this.#shutdownReply();
+          break;
+        }
+      }
+    } catch (e) {
+      this.#internalError(e);
+    } finally {
+      this.#running = false;
+      this.#flush();
+      if (this.#paused && this.state !== "closed") {
+        this.#paused = false;
+        this.#socket.resume();
+      }
+    }
+  }
+
+  async #handle(ev: ReaderEvent): Promise<void> {
+    switch (ev.kind) {
+      case "line":
+        if (this.state === "auth") {
+          this.#command = "AUTH"; // never log credentials
+          return await this.#authResponse(ev.line);
+        }
+        this.#command = redactAuth(ev.line);
+        return await this.#dispatch(parseCommand(ev.line), ev.line);
+      case "too_long":
+        this.#command = null;
+        if (this.state === "auth") this.state = "ready";
+        return await this.#reply(500, "5.2.3 line too long");
+      case "invalid_utf8":
+        this.#command = null;
+        if (this.state === "auth") this.state = "ready";
+        return await this.#reply(501, "5.5.2 Invalid UTF-8 in command");
+      case "data":
+        this.#command = "DATA";
+        return await this.#endOfData(ev);
+    }
+  }
+
+  async #dispatch(cmd: Command, line: string): Promise<void> {
+    if (cmd.verb === "Invalid") return await this.#reply(cmd.reply.code, replyText(cmd.reply));
+    const handler = HANDLERS[cmd.verb] ?? notImplemented;
+    try {
+      await handler(this, cmd, line);
+    } catch (e) {
+      if (e instanceof PolicyReject) return await this.#policyReject(e);
+      throw e;
+    }
+  }
+
+  // ---- the one writer ------------------------------------------------------------
+
+  /**
+   * Queue one reply. Every reply goes through here: the rewrite hook (only
+   * when defined), the Rejection log, the 421 close.
+   */
+  async #reply(code: number, text: string): Promise<void> {
+    if (this.state === "closed") return;
+    const engine = this.#services.engine;
+    if (engine.hasHandler("smtp_server_rewrite_response")) {
+      const r = await engine.call("smtp_server_rewrite_response", "nssc", [
+        code,
+        text,
+        this.#command === null ? null : this.#command.split(" ")[0].toUpperCase(),
+        this.#conn,
+      ]);
+      if (r.kind === "ok") {
+        if (typeof r.values[0] === "number") code = r.values[0];
+        if (typeof r.values[1] === "string") text = r.values[1];
+      } else if (r.kind === "error" || r.kind === "reject") {
+        diag.error(
+          "kumod::smtp_server",
+          `smtp_server_rewrite_response failed: ${r.kind === "error" ? r.message : r.message}`,
+        );
+      }
+    }
+    if (isLoggedRejection(code, text)) {
+      this.#log.ehlo = this.#ehlo;
+      this.#services.logs.submit(
+        rejectionRecord(
+          this.#log,
+          code,
+          text,
+          this.#command,
+          this.#sender?.email ?? "",
+          this.#rcpts.length > 0 ? this.#rcpts[this.#rcpts.length - 1].email : "",
+        ),
+        { meta: this.#conn.values, getAllHeaders: () => [] },
+      );
+    }
+    this.#out += formatReply(code, text);
+    if (code === 421) this.#close();
+  }
+
+  /** Write queued replies in one socket write. */
+  #flush(): void {
+    if (this.#out === "") return;
+    const out = this.#out;
+    this.#out = "";
+    if (!this.#socket.destroyed) this.#socket.write(out);
+    if (this.#closeAfterFlush) this.#socket.end();
+  }
+
+  #close(): void {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    this.#closeAfterFlush = true;
+    this.#flush();
+    this.#socket.end();
+    // end() waits for the peer on half-open sockets; do not linger.
+    Deno.unrefTimer(setTimeout(() => this.#socket.destroy(), 2000));
+  }
+
+  #onClose(): void {
+    this.state = "closed";
+    clearTimeout(this.#idleTimer);
+    this.#closedResolve();
+  }
+
+  /** `kumo.reject` / `kumo.disconnect` from an event. */
+  async #policyReject(e: PolicyReject): Promise<void> {
+    await this.#reply(e.code, e.text);
+    if (e.disconnect) {
+      if (e.how === "FollowWith421" && e.code !== 421) {
+        this.#command = null;
+        await this.#reply(421, `${this.hostname} disconnecting due to previous error`);
+      }
+      this.#close();
+    }
+  }
+
+  #internalError(e: unknown): void {
+    const msg = e instanceof PolicyError ? e.message : (e as Error)?.stack ?? String(e);
+    diag.error("kumod::smtp_server", `session ${this.#log.sessionId}: ${msg}`);
+    if (this.state === "closed") return;
+    // Not awaited through the rewrite hook: the policy may be what failed.
+    this.#out += formatReply(421, `4.3.0 ${this.hostname} technical difficulties`);
+    this.#services.logs.submit(
+      rejectionRecord(
+        this.#log,
+        421,
+        `4.3.0 ${this.hostname} technical difficulties`,
+        this.#command,
+        this.#sender?.email ?? "",
+        this.#rcpts.length > 0 ? this.#rcpts[this.#rcpts.length - 1].email : "",
+      ),
+      { meta: this.#conn.values, getAllHeaders: () => [] },
+    );
+    this.#close();
+  }
+
+  #armIdleTimer(): void {
+    const timeout = this.#params.clientTimeout;
+    const check = () => {
+      if (this.state === "closed") return;
+      const idle = Date.now() - this.#lastRead;
+      if (this.#running || idle < timeout) {
+        this.#idleTimer = setTimeout(check, this.#running ? timeout : timeout - idle);
+        return;
+      }
+      this.#command = null;
+      void this.#reply(421, `4.3.2 ${this.hostname} idle too long`).then(() => this.#flush());
+    };
+    this.#idleTimer = setTimeout(check, timeout);
+  }
+
+  #resetTransaction(): void {
+    this.#sender = null;
+    this.#rcpts = [];
+    if (this.state === "mail" || this.state === "rcpt") this.state = "ready";
+  }
+
+  // ---- command handlers (called through HANDLERS) -----------------------------------
+
+  /** @internal EHLO / HELO */
+  async hello(cmd: Command & { verb: "EHLO" | "HELO" }): Promise<void> {
+    const engine = this.#services.engine;
+    const domain = cmd.domain;
+    if (cmd.verb === "HELO") {
+      if (engine.hasHandler("smtp_server_ehlo")) {
+        await engine.callOrThrow("smtp_server_ehlo", "sc", [domain, this.#conn]);
+      }
+      this.#setEhlo(domain);
+      return await this.#reply(250, `Hello ${domain}!`);
+    }
+    let ext = [
+      "PIPELINING",
+      "ENHANCEDSTATUSCODES",
+      "8BITMIME",
+      "SMTPUTF8",
+      this.#tls === null ? "STARTTLS" : "AUTH PLAIN",
+    ];
+    if (this.#params.allowXclient) ext.push("XCLIENT ADDR PORT DESTADDR DESTPORT");
+    if (engine.hasHandler("smtp_server_ehlo")) {
+      const v = await engine.callOrThrow("smtp_server_ehlo", "scx", [domain, this.#conn, ext]);
+      if (Array.isArray(v)) ext = v.map(String);
+    }
+    this.#setEhlo(domain);
+    await this.#reply(250, [`${this.hostname} Aloha ${domain}`, ...ext].join("\n"));
+  }
+
+  #setEhlo(domain: string): void {
+    this.#ehlo = domain;
+    this.#log.ehlo = domain;
+    this.#conn.set("ehlo_domain", domain);
+    this.#resetTransaction();
+  }
+
+  /** @internal MAIL FROM */
+  async mail(cmd: Command & { verb: "MAIL" }): Promise<void> {
+    if (this.#sender !== null) {
+      return await this.#reply(503, "5.5.0 MAIL FROM already issued; you must RSET first");
+    }
+    const engine = this.#services.engine;
+    if (engine.hasHandler("smtp_server_mail_from")) {
+      await engine.callOrThrow("smtp_server_mail_from", "ac", [cmd.address, this.#conn]);
+    }
+    this.#sender = cmd.address;
+    this.state = "mail";
+    await this.#reply(250, `OK <${formatEnvelopeAddress(cmd.address)}>`);
+  }
+
+  /** @internal RCPT TO */
+  async rcpt(cmd: Command & { verb: "RCPT" }): Promise<void> {
+    const sender = this.#sender;
+    if (sender === null) return await this.#reply(503, "5.5.0 MAIL FROM must be issued first");
+    const p = this.#params;
+    if (this.#rcpts.length >= p.maxRecipientsPerMessage) {
+      return await this.#reply(452, "4.5.3 too many recipients");
+    }
+    if (this.#rcptCount >= p.maxMessagesPerConnection) {
+      if (this.#rcpts.length === 0) {
+        return await this.#reply(
+          421,
+          `4.5.3 ${this.hostname} too many recipients on this connection`,
+        );
+      }
+      return await this.#reply(452, "4.5.3 too many recipients on this connection");
+    }
+    const v = await decideRelay(
+      p.relayHosts,
+      this.#ends.peerIp,
+      sender.domain,
+      cmd.address.domain,
+      this.#relayCache,
+    );
+    if (!v.relay && !v.reportDomain) {
+      return await this.#reply(
+        550,
+        `5.7.1 relaying not permitted for ${this.#conn.values.received_from}`,
+      );
+    }
+    const engine = this.#services.engine;
+    if (engine.hasHandler("smtp_server_rcpt_to")) {
+      await engine.callOrThrow("smtp_server_rcpt_to", "ac", [cmd.address, this.#conn]);
+    }
+    this.#rcpts.push(cmd.address);
+    this.#rcptCount++;
+    this.state = "rcpt";
+    await this.#reply(250, `OK <${formatEnvelopeAddress(cmd.address)}>`);
+  }
+
+  /** @internal DATA */
+  async data(): Promise<void> {
+    if (this.#sender === null) {
+      return await this.#reply(503, "5.5.0 MAIL FROM must be issued first");
+    }
+    if (this.#rcpts.length === 0) {
+      return await this.#reply(503, "5.5.0 RCPT TO must be issued first");
+    }
+    await this.#reply(354, "Send body; end with CRLF.CRLF");
+    this.state = "data";
+    this.#reader.startData();
+  }
+
+  async #endOfData(ev: ReaderEvent & { kind: "data" }): Promise<void> {
+    // The transaction stays visible until its reply is written (Rejection
+    // records of end-of-data replies carry sender and last recipient).
+    this.state = "ready";
+    try {
+      if (ev.problem === "too_long") return await this.#reply(500, "5.2.3 line too long");
+      if (ev.problem === "too_big") return await this.#reply(552, "5.3.4 message too big");
+      if (ev.problem === "bad_line_endings") {
+        return await this.#reply(552, "5.6.0 message data must use CRLF for line endings");
+      }
+      this.#log.ehlo = this.#ehlo;
+      const r = await runDataPhase({
+        services: this.#services,
+        params: this.#params,
+        conn: this.#conn,
+        sender: this.#sender!,
+        recipients: this.#rcpts,
+        body: ev.body,
+        log: this.#log,
+        peerIp: this.#ends.peerIp,
+        localIp: this.#ends.localIp,
+        tlsVersion: this.#tls?.version,
+        tlsCipher: this.#tls?.cipher,
+        authenticated: this.#authenticated,
+        relayCache: this.#relayCache,
+      });
+      await this.#reply(r.code, r.text);
+    } catch (e) {
+      if (e instanceof PolicyReject) await this.#policyReject(e);
+      else throw e;
+    } finally {
+      this.#sender = null;
+      this.#rcpts = [];
+    }
+  }
+
+  /** @internal RSET */
+  async rset(): Promise<void> {
+    this.#resetTransaction();
+    await this.#reply(250, "Reset state");
+  }
+
+  /** @internal NOOP */
+  async noop(): Promise<void> {
+    await this.#reply(250, "the goggles do nothing");
+  }
+
+  /** @internal QUIT */
+  async quit(): Promise<void> {
+    await this.#reply(221, "So long, and thanks for all the fish!");
+    this.#close();
+  }
+
+  /** @internal unknown and unimplemented verbs */
+  async unimplemented(): Promise<void> {
+    await this.#reply(502, "5.5.1 Command unimplemented");
+  }
+
+  /** @internal XCLIENT (only the refusal is implemented) */
+  async xclient(): Promise<void> {
+    if (!this.#params.allowXclient) return await this.#reply(550, "insufficient authorization");
+    if (this.#sender !== null) return await this.#reply(503, "mail transaction in progress");
+    await this.#reply(502, "5.5.1 Command unimplemented");
+  }
+
+  /** @internal STARTTLS (RFC 3207) */
+  async starttls(): Promise<void> {
+    if (this.#tls !== null) {
+      return await this.#reply(501, "Cannot STARTTLS as TLS is already active");
+    }
+    let ctx;
+    try {
+      ctx = await serverSecureContext(this.#params);
+    } catch (e) {
+      diag.error("kumod::smtp_server", `Cannot load TLS material: ${(e as Error).message}`);
+      return await this.#reply(454, "4.7.0 TLS not available");
+    }
+    await this.#reply(220, "Ready to Start TLS");
+    this.#flush();
+    const raw = this.#socket;
+    raw.off("data", this.#onData);
+    this.#reader.takeBuffered(); // RFC 3207 §4.2: discard what came before the handshake
+    try {
+      const up = await upgradeToTls(raw, ctx, this.#params.clientTimeout);
+      this.#socket = up.socket;
+      this.#tls = { version: up.protocolVersion, cipher: up.cipher };
+    } catch (e) {
+      diag.info("kumod::smtp_server", `STARTTLS handshake failed: ${(e as Error).message}`);
+      this.state = "closed";
+      raw.destroy();
+      return;
+    }
+    this.#socket.on("close", () => this.#onClose());
+    this.#socket.on("error", () => {});
+    this.#conn.set("tls_cipher", this.#tls.cipher);
+    this.#conn.set("tls_protocol_version", this.#tls.version);
+    this.#log.tlsCipher = this.#tls.cipher;
+    this.#log.tlsProtocolVersion = this.#tls.version;
+    // RFC 3207 §4.2: forget everything learned before TLS.
+    this.#ehlo = "";
+    this.#log.ehlo = "";
+    this.#conn.set("ehlo_domain", null);
+    this.#resetTransaction();
+    this.#lastRead = Date.now();
+    this.#attach(this.#socket);
+  }
+
+  /** @internal AUTH */
+  async auth(cmd: Command & { verb: "AUTH" }): Promise<void> {
+    if (this.#tls === null) return await this.#replyOf(AUTH_REPLIES.needTls);
+    if (this.#authenticated) return await this.#replyOf(AUTH_REPLIES.twice);
+    if (this.#sender !== null) return await this.#replyOf(AUTH_REPLIES.inTransaction);
+    if (cmd.mechanism !== "PLAIN") return await this.#replyOf(unsupportedMechanism(cmd.mechanism));
+    if (cmd.initialResponse === undefined) {
+      this.state = "auth";
+      return await this.#reply(334, "");
+    }
+    await this.#authPlain(cmd.initialResponse);
+  }
+
+  async #authResponse(line: string): Promise<void> {
+    this.state = "ready";
+    if (line === "*") return await this.#replyOf(AUTH_REPLIES.cancelled);
+    try {
+      await this.#authPlain(line);
+    } catch (e) {
+      if (e instanceof PolicyReject) return await this.#policyReject(e);
+      throw e;
+    }
+  }
+
+  async #authPlain(b64: string): Promise<void> {
+    const creds = decodePlain(b64);
+    if (typeof creds === "string") return await this.#replyOf(AUTH_REPLIES[creds]);
+    const engine = this.#services.engine;
+    let ok = false;
+    let info: unknown;
+    if (engine.hasHandler("smtp_server_auth_plain")) {
+      const v = await engine.callOrThrow("smtp_server_auth_plain", "sssc", [
+        creds.authz,
+        creds.authc,
+        creds.password,
+        this.#conn,
+      ]);
+      let verdict;
+      try {
+        verdict = authVerdict(v);
+      } catch (e) {
+        throw new PolicyError((e as Error).message);
+      }
+      ok = verdict.ok;
+      if (verdict.ok) info = verdict.authInfo;
+    }
+    if (!ok) return await this.#replyOf(AUTH_REPLIES.invalid);
+    this.#authenticated = true;
+    this.#conn.authInfo = info ?? {
+      identities: [{ identity: creds.authz, context: "SmtpAuthPlainAuthorization" }, {
+        identity: creds.authc,
+        context: "SmtpAuthPlainAuthentication",
+      }],
+      groups: [],
+    };
+    this.#conn.set("authz_id", creds.authz);
+    this.#conn.set("authn_id", creds.authc);
+    await this.#replyOf(AUTH_REPLIES.ok);
+  }
+
+  #replyOf(r: { code: number; text: string }): Promise<void> {
+    return this.#reply(r.code, r.text);
+  }
+}
+
+function replyText(
+  r: { enhanced?: { class: number; subject: number; detail: number }; text: string },
+): string {
+  return r.enhanced
+    ? `${r.enhanced.class}.${r.enhanced.subject}.${r.enhanced.detail} ${r.text}`
+    : r.text;
+}
+
+/** `AUTH PLAIN <secret>` → `AUTH PLAIN` (command lines end up in Rejection records). */
+function redactAuth(line: string): string {
+  if (line.length < 5 || line.slice(0, 5).toUpperCase() !== "AUTH ") return line;
+  const parts = line.split(" ").filter((p) => p !== "");
+  return parts.slice(0, 2).join(" ");
+}
+
+const notImplemented: Handler = (s) => s.unimplemented();
+
+/** The protocol as data: verb → handler. */
+const HANDLERS: Partial<Record<Command["verb"], Handler>> = {
+  EHLO: (s, c) => s.hello(c as Command & { verb: "EHLO" }),
+  HELO: (s, c) => s.hello(c as Command & { verb: "HELO" }),
+  MAIL: (s, c) => s.mail(c as Command & { verb: "MAIL" }),
+  RCPT: (s, c) => s.rcpt(c as Command & { verb: "RCPT" }),
+  DATA: (s) => s.data(),
+  RSET: (s) => s.rset(),
+  NOOP: (s) => s.noop(),
+  QUIT: (s) => s.quit(),
+  STARTTLS: (s) => s.starttls(),
+  AUTH: (s, c) => s.auth(c as Command & { verb: "AUTH" }),
+  XCLIENT: (s) => s.xclient(),
+  LHLO: notImplemented,
+  VRFY: notImplemented,
+  EXPN: notImplemented,
+  HELP: notImplemented,
+  Unknown: notImplemented,
+};

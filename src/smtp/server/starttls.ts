@@ -1,0 +1,67 @@
+/**
+ * STARTTLS server side (RFC 3207): upgrade an accepted node:net socket to
+ * TLS with node:tls (Deno has no server-side `startTls`; notes/platform.md).
+ *
+ * Place on the mail's path: the session calls it after sending
+ * `220 Ready to Start TLS` and discarding every byte the client sent before
+ * the handshake (RFC 3207 §4.2 — that is the session's job, via
+ * `LineReader.takeBuffered()`). It never writes SMTP replies.
+ *
+ * @module
+ */
+
+import type net from "node:net";
+import tls from "node:tls";
+
+/** Result of a finished handshake. */
+export interface TlsUpgrade {
+  socket: tls.TLSSocket;
+  /** e.g. `TLSv1.3`. */
+  protocolVersion: string;
+  /** e.g. `TLS_AES_256_GCM_SHA384`. */
+  cipher: string;
+}
+
+/**
+ * Run the server handshake on `raw`; rejects on failure or after `timeoutMs`.
+ * The caller must have removed its `data` listener from `raw` first.
+ *
+ * @example
+ * ```ts
+ * const up = await upgradeToTls(socket, await serverSecureContext(params), 60_000);
+ * up.socket.on("data", onData);
+ * ```
+ */
+export function upgradeToTls(
+  raw: net.Socket,
+  secureContext: tls.SecureContext,
+  timeoutMs: number,
+): Promise<TlsUpgrade> {
+  return new Promise((resolve, reject) => {
+    const sock = new tls.TLSSocket(raw, { isServer: true, secureContext });
+    let done = false;
+    const timer = setTimeout(() => finish(new Error("TLS handshake timed out")), timeoutMs);
+    const finish = (err: Error | null) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.off("secure", onSecure);
+      sock.off("error", onError);
+      if (err !== null) {
+        sock.destroy();
+        reject(err);
+        return;
+      }
+      sock.setNoDelay(true);
+      resolve({
+        socket: sock,
+        protocolVersion: sock.getProtocol() ?? "",
+        cipher: sock.getCipher()?.standardName ?? sock.getCipher()?.name ?? "",
+      });
+    };
+    const onSecure = () => finish(null);
+    const onError = (e: Error) => finish(e);
+    sock.once("secure", onSecure);
+    sock.once("error", onError);
+  });
+}
