@@ -349,3 +349,18 @@ end)
   assert.equal(engine.validationFailed, true);
   engine.close();
 });
+
+Deno.test("identical make_* tables share one config object; different ones do not", async () => {
+  const { engine } = await load(`
+kumo.on('t', function(a, b)
+  local x = kumo.make_egress_path { connection_limit = a }
+  local y = kumo.make_egress_path { connection_limit = b }
+  return tostring(rawequal(x, y)) .. ':' .. tostring(x.connection_limit) .. ':' .. tostring(y.connection_limit)
+end)
+`);
+  assert.equal(await engine.callOrThrow("t", "", [3, 3]), "true:3:3");
+  assert.equal(await engine.callOrThrow("t", "", [3, 4]), "false:3:4");
+  const bad = await engine.call("t", "", [3, 0]);
+  assert.equal(bad.kind, "error");
+  engine.close();
+});

@@ -22,9 +22,12 @@ import {
   type LuaEngine,
   LuaFactory,
   LuaMultiReturn,
+  LuaReturn,
   type LuaThread,
+  LuaType,
 } from "wasmoon";
 import { PRELUDE_LUA } from "./prelude_lua.ts";
+import { FastTableExtension } from "./lua_tables.ts";
 
 /** What a dispatch produced. */
 export type DispatchResult =
@@ -82,6 +85,48 @@ export function toLua(value: unknown): unknown {
   return out;
 }
 
+/** Pushes one dispatch argument; scalars without the generic machinery. */
+function pushArg(t: LuaThread, a: unknown): void {
+  const lua = t.lua;
+  switch (typeof a) {
+    case "string":
+      lua.lua_pushstring(t.address, a);
+      return;
+    case "undefined":
+      lua.lua_pushnil(t.address);
+      return;
+    case "boolean":
+      lua.lua_pushboolean(t.address, a ? 1 : 0);
+      return;
+    default:
+      if (a === null) lua.lua_pushnil(t.address);
+      else t.pushValue(toLua(a));
+  }
+}
+
+/** Reads one result; host objects (js_userdata) straight from the registry. */
+function readValue(t: LuaThread, i: number): unknown {
+  const lua = t.lua;
+  const L = t.address;
+  switch (lua.lua_type(L, i)) {
+    case LuaType.Nil:
+      return undefined;
+    case LuaType.Number:
+      return lua.lua_tonumberx(L, i, null);
+    case LuaType.String:
+      return lua.lua_tolstring(L, i, null);
+    case LuaType.Boolean:
+      return lua.lua_toboolean(L, i) !== 0;
+    case LuaType.Userdata: {
+      const ud = lua.luaL_testudata(L, i, "js_userdata");
+      if (ud) return lua.getRef(lua.module.getValue(ud, "*") as number);
+      return t.getValue(i);
+    }
+    default:
+      return t.getValue(i);
+  }
+}
+
 /** A Lua state that has loaded the policy. */
 export class LuaContext {
   readonly createdAt = Date.now();
@@ -91,6 +136,8 @@ export class LuaContext {
   #thread: LuaThread;
   #threadRef: number;
   #dispatchRef: number;
+  #dispatchRefBig: bigint;
+  #nres: number;
   #handlers: Set<string>;
 
   private constructor(
@@ -105,6 +152,8 @@ export class LuaContext {
     this.#thread = thread;
     this.#threadRef = threadRef;
     this.#dispatchRef = dispatchRef;
+    this.#dispatchRefBig = BigInt(dispatchRef);
+    this.#nres = thread.lua.module._malloc(4);
     this.#handlers = handlers;
     this.epoch = epoch;
   }
@@ -117,6 +166,7 @@ export class LuaContext {
     const engine = await factory().createEngine({ injectObjects: false, enableProxy: false });
     const g = engine.global;
     const lua = g.lua;
+    g.registerTypeExtension(10, new FastTableExtension(g));
     try {
       if (opts.validating) g.set("_VALIDATING_CONFIG", true);
       const thread = g.newThread();
@@ -167,25 +217,26 @@ export class LuaContext {
     this.uses++;
     const t = this.#thread;
     const lua = t.lua;
-    t.setTop(0);
-    lua.lua_rawgeti(t.address, LUA_REGISTRYINDEX, BigInt(this.#dispatchRef));
-    t.pushValue(event);
-    t.pushValue(kinds);
-    for (const a of args) t.pushValue(toLua(a));
+    const L = t.address;
+    lua.lua_settop(L, 0);
+    lua.lua_rawgeti(L, LUA_REGISTRYINDEX, this.#dispatchRefBig);
+    lua.lua_pushstring(L, event);
+    lua.lua_pushstring(L, kinds);
+    for (const a of args) pushArg(t, a);
     let r: unknown[];
     try {
-      r = await t.run(2 + args.length);
+      r = await this.#resume(2 + args.length);
     } catch (e) {
-      lua.lua_resetthread(t.address);
-      t.setTop(0);
+      lua.lua_resetthread(L);
+      lua.lua_settop(L, 0);
       const message = e instanceof Error ? e.message : String(e);
       return { kind: "error", message, traceback: message };
     }
-    t.setTop(0);
+    lua.lua_settop(L, 0);
     switch (r[0]) {
-      case "none":
+      case 0:
         return { kind: "none" };
-      case "ok": {
+      case 1: {
         const n = r[1] as number;
         const values = n === 0
           ? []
@@ -194,7 +245,7 @@ export class LuaContext {
           : [r[2] ?? undefined, r[3] ?? undefined];
         return { kind: "ok", values };
       }
-      case "reject":
+      case 2:
         return {
           kind: "reject",
           code: r[1] as number,
@@ -210,12 +261,51 @@ export class LuaContext {
     }
   }
 
+  /**
+   * Resumes the dispatch thread until it finishes, awaiting each promise
+   * it yields (`p:await()` in the prelude). Hot path: a handler that does
+   * not await finishes in one resume with no promise machinery.
+   */
+  async #resume(nargs: number): Promise<unknown[]> {
+    const t = this.#thread;
+    const lua = t.lua;
+    const L = t.address;
+    const mod = lua.module;
+    for (;;) {
+      mod.setValue(this.#nres, 0, "i32");
+      const status = lua.lua_resume(L, null, nargs, this.#nres);
+      const nres = mod.getValue(this.#nres, "i32") as number;
+      if (status === LuaReturn.Yield) {
+        if (nres > 0) {
+          const last = t.getValue(-1);
+          lua.lua_settop(L, -nres - 1);
+          if (last instanceof Promise) await last;
+          else await new Promise((r) => setTimeout(r, 0));
+        } else {
+          await new Promise((r) => setTimeout(r, 0));
+        }
+        nargs = 0;
+        continue;
+      }
+      if (status !== LuaReturn.Ok) {
+        const msg = lua.lua_type(L, -1) === LuaType.String
+          ? lua.lua_tolstring(L, -1, null)
+          : String(t.getValue(-1));
+        throw new Error(msg);
+      }
+      const out = new Array<unknown>(nres);
+      for (let i = 1; i <= nres; i++) out[i - 1] = readValue(t, i);
+      return out;
+    }
+  }
+
   /** Releases the Lua state. */
   close(): void {
     try {
       const lua = this.#thread.lua;
       lua.luaL_unref(this.#thread.address, LUA_REGISTRYINDEX, this.#dispatchRef);
       lua.luaL_unref(this.#thread.address, LUA_REGISTRYINDEX, this.#threadRef);
+      lua.module._free(this.#nres);
     } finally {
       this.#engine.global.close();
     }

@@ -253,14 +253,15 @@ local function wrap_args(kinds, ...)
   return unpack(args, 1, args.n)
 end
 
--- Called by the engine for every event. Returns:
---   'none'                   no handler (or every multi handler returned nothing)
---   'ok', n, v1, v2          the handler's values (n of them, at most 2 kept)
---   'reject', {code, message, how}
---   'error', message, traceback
+-- Called by the engine for every event. Returns a numeric status first
+-- (numbers are the cheapest values to read from JS):
+--   0                        no handler (or every multi handler returned nothing)
+--   1, n, v1, v2             the handler's values (n of them, at most 2 kept)
+--   2, code, message, how    kumo.reject / kumo.disconnect
+--   3, message, traceback    any other error
 local function finish(r)
-  if r.n == 0 then return 'ok', 0 end
-  return 'ok', r.n, unwrap(r[1]), unwrap(r[2])
+  if r.n == 0 then return 1, 0 end
+  return 1, r.n, unwrap(r[1]), unwrap(r[2])
 end
 
 -- An error without a policy position (raised in a tail call, where Lua
@@ -275,7 +276,7 @@ end
 
 local function dispatch(name, kinds, ...)
   local list = handlers[name]
-  if list == nil then return 'none' end
+  if list == nil then return 0 end
   local prev = current_event
   current_event = name
   local res
@@ -284,8 +285,8 @@ local function dispatch(name, kinds, ...)
     current_event = prev
     if not res[1] then
       local e = res[2]
-      if getmetatable(e) == RejectMT then return 'reject', e.code, e.message, e.how end
-      return 'error', locate(e, list[1], name), e.traceback
+      if getmetatable(e) == RejectMT then return 2, e.code, e.message, e.how end
+      return 3, locate(e, list[1], name), e.traceback
     end
     return finish(pack(unpack(res, 2, res.n)))
   end
@@ -294,8 +295,8 @@ local function dispatch(name, kinds, ...)
     if not res[1] then
       current_event = prev
       local e = res[2]
-      if getmetatable(e) == RejectMT then return 'reject', e.code, e.message, e.how end
-      return 'error', locate(e, list[i], name), e.traceback
+      if getmetatable(e) == RejectMT then return 2, e.code, e.message, e.how end
+      return 3, locate(e, list[i], name), e.traceback
     end
     if res.n > 1 then
       current_event = prev
@@ -303,7 +304,7 @@ local function dispatch(name, kinds, ...)
     end
   end
   current_event = prev
-  return 'none'
+  return 0
 end
 
 local function handler_names()
@@ -408,11 +409,43 @@ local function install(path, f)
 end
 for name, f in pairs(H.sync_functions) do install(name, hw(f)) end
 for name, f in pairs(H.async_functions) do install(name, ha(f)) end
+-- A content key for a parameter table: config objects are immutable, so a
+-- handler that returns the same literal table on every call gets the same
+-- object back without crossing into JS. nil = not cacheable.
+local function cfg_key(v, depth)
+  local tv = type(v)
+  if tv == 'string' then return 's' .. #v .. ':' .. v end
+  if tv == 'number' then return (math.type(v) == 'integer' and 'i' or 'f') .. tostring(v) end
+  if tv == 'boolean' then return v and 'T' or 'F' end
+  if tv == 'table' and getmetatable(v) == nil and depth < 8 then
+    local parts = {}
+    for k, x in pairs(v) do
+      local kk, xk = cfg_key(k, depth + 1), cfg_key(x, depth + 1)
+      if kk == nil or xk == nil then return nil end
+      parts[#parts + 1] = kk .. '=' .. xk
+    end
+    return '{' .. table.concat(parts, ',') .. '}'
+  end
+  return nil
+end
+
 for name, f in pairs(H.config_functions) do
-  install(name, function(...)
-    local ok, v = pcall(f, ...)
+  local cache, size = {}, 0
+  install(name, function(params, ...)
+    local key = select('#', ...) == 0 and cfg_key(params, 0) or nil
+    if key ~= nil then
+      local hit = cache[key]
+      if hit ~= nil then return hit end
+    end
+    local ok, v = pcall(f, params, ...)
     if not ok then rethrow(v, 2) end
-    return wrap_cfg(v)
+    local obj = wrap_cfg(v)
+    if key ~= nil then
+      if size >= 256 then cache, size = {}, 0 end
+      cache[key] = obj
+      size = size + 1
+    end
+    return obj
   end)
 end
 kumo.serde = kumo.serde or {}

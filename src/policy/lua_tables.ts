@@ -1,0 +1,126 @@
+/**
+ * Fast conversion of Lua tables to JS values and of plain JS data to Lua
+ * tables, installed in every Lua context ahead of wasmoon's own converter.
+ *
+ * Place on the path: policy. Every `kumo.make_*` call and most host calls
+ * convert a table; wasmoon's generic converter walks each table twice and
+ * stringifies every key through `luaL_tolstring`, and registers every pushed
+ * table in the registry for cycle detection. Policy data is JSON-like, so a
+ * single `lua_next` pass and direct `lua_createtable` pushes suffice.
+ *
+ * Conversion rules (same as wasmoon's, which the rest of the code expects):
+ * a non-empty table whose keys are exactly 1..n in order becomes an array;
+ * any other table (including `{}`) becomes an object with string keys.
+ * Tables seen twice in one conversion (cycles) are converted once.
+ *
+ * @module
+ */
+
+import { type LuaThread, LuaType, LuaTypeExtension } from "wasmoon";
+
+const MAX_DEPTH = 200;
+
+/** The table converter registered with a higher priority than wasmoon's. */
+export class FastTableExtension extends LuaTypeExtension<unknown> {
+  constructor(thread: LuaThread) {
+    super(thread as never, "kumo_fast_table");
+  }
+
+  override isType(_thread: LuaThread, _index: number, type: LuaType): boolean {
+    return type === LuaType.Table;
+  }
+
+  override getValue(thread: LuaThread, index: number, userdata?: unknown): unknown {
+    const lua = thread.lua;
+    const L = thread.address;
+    const idx = lua.lua_absindex(L, index);
+    const seen = (userdata as Map<number, unknown> | undefined) ?? new Map<number, unknown>();
+    const ptr = lua.lua_topointer(L, idx);
+    const prior = seen.get(ptr);
+    if (prior !== undefined) return prior;
+
+    const keys: (string | number)[] = [];
+    const values: unknown[] = [];
+    const placeholder: Record<string, unknown> = {};
+    seen.set(ptr, placeholder);
+    let sequential = true;
+    lua.lua_pushnil(L);
+    while (lua.lua_next(L, idx) !== 0) {
+      const kt = lua.lua_type(L, -2);
+      let key: string | number;
+      if (kt === LuaType.String) {
+        key = lua.lua_tolstring(L, -2, null);
+        sequential = false;
+      } else if (kt === LuaType.Number) {
+        key = lua.lua_tonumberx(L, -2, null);
+        if (key !== keys.length + 1) sequential = false;
+      } else {
+        // booleans, tables... as keys: stringify a copy, as wasmoon does
+        key = thread.indexToString(-2);
+        sequential = false;
+      }
+      keys.push(key);
+      values.push(thread.getValue(-1, undefined, seen));
+      lua.lua_settop(L, -2);
+    }
+    let result: unknown;
+    if (sequential && keys.length > 0) {
+      result = values;
+    } else {
+      for (let i = 0; i < keys.length; i++) placeholder[String(keys[i])] = values[i];
+      result = placeholder;
+    }
+    seen.set(ptr, result);
+    return result;
+  }
+
+  override pushValue(
+    thread: LuaThread,
+    decoration: { target: unknown; options: Record<string, unknown> },
+    userdata?: unknown,
+  ): boolean {
+    const target = decoration.target;
+    if (typeof target !== "object" || target === null) return false;
+    if (Object.keys(decoration.options).length > 0) return false;
+    const isArray = Array.isArray(target);
+    if (!isArray) {
+      const proto = Object.getPrototypeOf(target);
+      if (proto !== Object.prototype && proto !== null) return false;
+    }
+    const depth = (userdata as number | undefined) ?? 0;
+    if (depth > MAX_DEPTH) throw new Error("value nested too deeply to pass to Lua");
+    const lua = thread.lua;
+    const L = thread.address;
+    if (isArray) {
+      const arr = target as unknown[];
+      lua.lua_createtable(L, arr.length, 0);
+      for (let i = 0; i < arr.length; i++) {
+        pushItem(thread, arr[i], depth);
+        lua.lua_rawseti(L, -2, BigInt(i + 1));
+      }
+    } else {
+      const obj = target as Record<string, unknown>;
+      lua.lua_createtable(L, 0, 0);
+      for (const k in obj) {
+        const v = obj[k];
+        if (v === undefined || v === null) continue;
+        lua.lua_pushstring(L, k);
+        pushItem(thread, v, depth);
+        lua.lua_rawset(L, -3);
+      }
+    }
+    return true;
+  }
+
+  override close(): void {}
+}
+
+function pushItem(thread: LuaThread, v: unknown, depth: number): void {
+  if (v === null) {
+    thread.lua.lua_pushnil(thread.address);
+  } else if (typeof v === "object") {
+    thread.pushValue(v, depth + 1);
+  } else {
+    thread.pushValue(v);
+  }
+}
