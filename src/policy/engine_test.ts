@@ -364,3 +364,56 @@ end)
   assert.equal(bad.kind, "error");
   engine.close();
 });
+
+Deno.test("durations and rates through make_* in Lua: every spec form, valid and invalid", async () => {
+  const { engine } = await load(`
+kumo.on('dur', function(v) return kumo.make_queue_config { retry_interval = v }.retry_interval end)
+kumo.on('rate', function(v) return kumo.make_egress_path { max_message_rate = v }.max_message_rate end)
+kumo.on('limit', function(v) return kumo.make_egress_path { connection_limit = v }.connection_limit end)
+`);
+  const validDur: [unknown, string][] = [
+    [30, "30s"],
+    [1.5, "1s 500ms"],
+    ["5 minutes", "5m"],
+    ["1h", "1h"],
+    ["10s", "10s"],
+    ["2h 30m", "2h 30m"],
+    ["1h30m", "1h 30m"],
+    ["0", "0s"],
+    ["1day", "1day"],
+    ["2 weeks", "14days"],
+    ["500ms", "500ms"],
+  ];
+  for (const [v, want] of validDur) {
+    assert.equal(await engine.callOrThrow("dur", "", [v]), want, `duration ${v}`);
+  }
+  for (const v of ["1.5h", "-1s", "5 parsecs", "10 MINUTES", "", "h", "1 h 2"]) {
+    const r = await engine.call("dur", "", [v]);
+    assert.equal(r.kind, "error", `duration ${JSON.stringify(v)} must be rejected`);
+  }
+  for (const v of ["100/s", "10,000/h", "1_000/hr", "20/30min", "local:5/s,max_burst=10", "5/day"]) {
+    const r = await engine.call("rate", "", [v]);
+    assert.equal(r.kind, "ok", `rate ${v}: ${JSON.stringify(r)}`);
+  }
+  for (const v of ["10,000 per hour", "100/hours", "100 / s", "0/s", "10/mins", "abc"]) {
+    const r = await engine.call("rate", "", [v]);
+    assert.equal(r.kind, "error", `rate ${v} must be rejected`);
+  }
+  assert.equal(await engine.callOrThrow("limit", "", [5]), 5);
+  assert.equal(await engine.callOrThrow("limit", "", ["local:1_000"]), "local:1000");
+  assert.equal((await engine.call("limit", "", [0])).kind, "error");
+  engine.close();
+});
+
+Deno.test("contexts are retired after their maximum age", async () => {
+  const { engine } = await load(`
+counter = counter or 0
+kumo.on('t', function() counter = counter + 1; return counter end)
+`);
+  engine.maxContextAgeMs = 50;
+  assert.equal(await engine.callOrThrow("t", "", []), 1);
+  assert.equal(await engine.callOrThrow("t", "", []), 2);
+  await new Promise((r) => setTimeout(r, 80));
+  assert.equal(await engine.callOrThrow("t", "", []), 1);
+  engine.close();
+});
