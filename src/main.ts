@@ -17,6 +17,7 @@ import { PolicyEngine } from "./policy/engine.ts";
 import { PolicyError } from "./policy/policy_error.ts";
 import { buildCatalogue } from "./policy/catalogue.ts";
 import { newServerConfig } from "./policy/server_config.ts";
+import { startConfigMonitor } from "./policy/config_monitor.ts";
 import { startServer } from "./server.ts";
 import { checkUser } from "./util/user.ts";
 import { Resolver } from "./dns/resolver.ts";
@@ -150,9 +151,17 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`Error: Initialization raised an error: ${cause}`);
     return 1;
   }
+  const stopMonitor = startConfigMonitor(
+    () => [
+      ...serverConfig.configMonitorGlobs,
+      `${engine.policyDir}/*.{lua,json,toml,yaml}`,
+    ],
+    () => engine.bumpEpoch(),
+  );
   diag.info("kumod", "initialization complete");
 
   const sig = await stopped;
+  stopMonitor();
   diag.info("kumod", `${sig} received: shutting down`);
   await server.shutdown();
   removeSignals();

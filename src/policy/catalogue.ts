@@ -26,6 +26,7 @@ import { parseSpool } from "./config/spool.ts";
 import { parseLocalLogs } from "./config/local_logs.ts";
 import { parseDnsResolver } from "./config/dns_resolver.ts";
 import { diag } from "../log/diag.ts";
+import { evalGlobs } from "./config_monitor.ts";
 import { MESSAGE_METHODS } from "./message_methods.ts";
 import { CONN_METHODS } from "./conn_methods.ts";
 import { dnsFunctions } from "./host/dns.ts";
@@ -83,7 +84,7 @@ export function buildCatalogue(
     set_config_monitor_globs: ((globs: string[]) => {
       cfg.configMonitorGlobs = [...globs];
     }) as Fn,
-    eval_config_monitor_globs: (() => cfg.configMonitorGlobs) as Fn,
+    eval_config_monitor_globs: (() => evalGlobs(cfg.configMonitorGlobs)) as Fn,
     set_diagnostic_log_filter: ((spec: string) => diag.setFilter(String(spec))) as Fn,
     "dns.configure_resolver": ((input: unknown) => {
       const parsed: DnsResolverConfig = parseDnsResolver(input);
