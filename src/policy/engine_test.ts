@@ -391,7 +391,9 @@ kumo.on('limit', function(v) return kumo.make_egress_path { connection_limit = v
     const r = await engine.call("dur", "", [v]);
     assert.equal(r.kind, "error", `duration ${JSON.stringify(v)} must be rejected`);
   }
-  for (const v of ["100/s", "10,000/h", "1_000/hr", "20/30min", "local:5/s,max_burst=10", "5/day"]) {
+  for (
+    const v of ["100/s", "10,000/h", "1_000/hr", "20/30min", "local:5/s,max_burst=10", "5/day"]
+  ) {
     const r = await engine.call("rate", "", [v]);
     assert.equal(r.kind, "ok", `rate ${v}: ${JSON.stringify(r)}`);
   }
@@ -415,5 +417,18 @@ kumo.on('t', function() counter = counter + 1; return counter end)
   assert.equal(await engine.callOrThrow("t", "", []), 2);
   await new Promise((r) => setTimeout(r, 80));
   assert.equal(await engine.callOrThrow("t", "", []), 1);
+  engine.close();
+});
+
+Deno.test("kumo.serde yaml and kumo.string.eval_template", async () => {
+  const { engine } = await load(`
+kumo.on('t', function()
+  local y = kumo.serde.yaml_parse('a: 1\\nb:\\n  - x\\n  - y\\n')
+  assert(y.a == 1 and y.b[2] == 'y', 'yaml parse')
+  assert(kumo.serde.yaml_encode({ k = 'v' }) == 'k: v\\n', 'yaml encode')
+  return kumo.string.eval_template('t', 'Hi {{ name }}{% if n > 1 %}s{% endif %}', { name = 'Ana', n = 2 })
+end)
+`);
+  assert.equal(await engine.callOrThrow("t", "", []), "Hi Anas");
   engine.close();
 });

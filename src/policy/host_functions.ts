@@ -21,6 +21,9 @@ import {
   tomlEncode,
   tomlLoad,
   tomlParseText,
+  yamlEncode,
+  yamlLoad,
+  yamlParse,
 } from "./host/serde.ts";
 import { STRING_FUNCTIONS } from "./host/strings.ts";
 import { type ConfigObject, makeConfigObject } from "./config_object.ts";
@@ -98,15 +101,9 @@ export function buildHost(engine: PolicyEngine, cat: HostCatalogue): Record<stri
     toml_encode: (v: unknown) => tomlEncode(v),
     toml_encode_pretty: (v: unknown) => tomlEncode(v),
     "serde.toml_encode_pretty_compact": (v: unknown) => tomlEncode(v),
-    "serde.yaml_load": () => {
-      throw new Error("kumo.serde.yaml_load is not supported by kumo-edge");
-    },
-    "serde.yaml_parse": () => {
-      throw new Error("kumo.serde.yaml_parse is not supported by kumo-edge");
-    },
-    "serde.yaml_encode": () => {
-      throw new Error("kumo.serde.yaml_encode is not supported by kumo-edge");
-    },
+    "serde.yaml_load": (path: string) => yamlLoad(path),
+    "serde.yaml_parse": (text: string) => yamlParse(text),
+    "serde.yaml_encode": (v: unknown) => yamlEncode(v),
     ...STRING_FUNCTIONS,
     available_parallelism: () => {
       const env = Deno.env.get("KUMO_AVAILABLE_PARALLELISM");

@@ -9,6 +9,7 @@
  */
 
 import { parse as tomlParse, stringify as tomlStringify } from "smol-toml";
+import { parse as yamlParseText, stringify as yamlStringify } from "yaml";
 import { ConfigError } from "../../util/config_error.ts";
 
 /** Removes comments outside of strings from JSON text. */
@@ -95,4 +96,27 @@ function readText(path: string): string {
 /** JSON for Lua values: compact, or pretty with two-space indent. */
 export function jsonEncode(value: unknown, pretty = false): string {
   return JSON.stringify(value ?? null, null, pretty ? 2 : undefined);
+}
+
+/** Parses YAML; the error names the source and line. */
+export function yamlParse(text: string, origin = "YAML text"): unknown {
+  try {
+    return yamlParseText(text);
+  } catch (e) {
+    const err = e as Error & { linePos?: { line: number }[] };
+    throw new ConfigError(`Cannot parse ${origin}: ${err.message}`, {
+      file: origin,
+      line: err.linePos?.[0]?.line,
+    });
+  }
+}
+
+/** Reads and parses a YAML file. */
+export function yamlLoad(path: string): unknown {
+  return yamlParse(readText(path), path);
+}
+
+/** YAML text of a value. */
+export function yamlEncode(value: unknown): string {
+  return yamlStringify(value ?? null);
 }

@@ -8,6 +8,8 @@
  * @module
  */
 
+import nunjucks from "nunjucks";
+
 function splitAll(s: string, pat: string): string[] {
   return s.split(pat);
 }
@@ -113,20 +115,22 @@ export function pslDomain(domain: string): string | undefined {
   return rest[rest.length - 1] + "." + suffix;
 }
 
-/** Minimal `{{ name }}` template evaluation over a context table. */
+const templateEnv = new nunjucks.Environment(null, { autoescape: false, throwOnUndefined: false });
+
+/**
+ * `kumo.string.eval_template(name, template, context)`: renders a
+ * Jinja-compatible template (nunjucks) over the context table.
+ */
 export function evalTemplate(
   name: string,
   template: string,
   context: Record<string, unknown>,
 ): string {
-  return template.replace(/\{\{\s*([A-Za-z_][\w.]*)\s*\}\}/g, (_, path: string) => {
-    let v: unknown = context;
-    for (const p of path.split(".")) v = (v as Record<string, unknown> | undefined)?.[p];
-    if (v === undefined || v === null) return "";
-    return String(v);
-  }).replace(/\{%.*?%\}/g, () => {
-    throw new Error(`eval_template "${name}": control blocks are not supported`);
-  });
+  try {
+    return templateEnv.renderString(template, context);
+  } catch (e) {
+    throw new Error(`eval_template "${name}": ${(e as Error).message}`);
+  }
 }
 
 /** The `kumo.string` table. */
