@@ -6,11 +6,12 @@
  *   scripts/bench_policy.ts   policy dispatch (calls/s, µs per call)
  *   scripts/bench_inbound.ts  ESMTP acceptance into a durable spool vs smtp-sink / Postfix
  *   scripts/bench_relay.ts    end-to-end relay vs Postfix
+ *   scripts/bench_inject.ts   HTTP inject (batches of 100) vs SMTP injection of the same messages
  * A benchmark whose script or peer programs are missing is reported as skipped.
  */
 
 const here = new URL(".", import.meta.url).pathname;
-const benches = ["bench_policy.ts", "bench_inbound.ts", "bench_relay.ts"];
+const benches = ["bench_policy.ts", "bench_inbound.ts", "bench_relay.ts", "bench_inject.ts"];
 let failed = 0;
 for (const b of benches) {
   const path = `${here}${b}`;

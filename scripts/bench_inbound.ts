@@ -1,13 +1,21 @@
 /**
- * Inbound benchmark: Postfix's `smtp-source` injecting into kumo (durable
- * spool, fsync on every acknowledged message via group commit, Reception
- * log on) side by side with `smtp-source` → `smtp-sink` (the raw loopback
- * SMTP ceiling) in the same run.
+ * Inbound benchmark: Postfix's `smtp-source` injecting, in the same run, into
+ * - `smtp-sink` (the raw loopback SMTP ceiling),
+ * - Postfix's own smtpd accepting into its queue (a private instance on
+ *   loopback from its own config directory; every message is put on hold, so
+ *   nothing is delivered; queue files fsynced as usual),
+ * - kumo with each spool kind (`RocksDB` = the segment-log spool, `LocalDisk`
+ *   = one file per record), fsync on every acknowledged message via group
+ *   commit, Reception log on.
  *
- * Prints msgs/s for both, kumo's CPU ms per message (utime+stime from
- * /proc/<pid>/stat, before/after) and the ratios.
+ * Prints msgs/s, MTA CPU ms per message (kumo: utime+stime of its process
+ * from /proc/<pid>/stat; Postfix: master plus every child, live and reaped —
+ * smtpd, cleanup, qmgr, trivial-rewrite, postlogd…) and the ratios against
+ * Postfix. The Postfix instance needs root (`postfix start`); otherwise it is
+ * reported as skipped.
  *
- * Env: BENCH_MSGS (default 20000), BENCH_SESSIONS (20), BENCH_SIZE (1024).
+ * Env: BENCH_MSGS (default 20000), BENCH_SESSIONS (20), BENCH_SIZE (1024),
+ * BENCH_KINDS (default "RocksDB,LocalDisk").
  * Run: deno run -A scripts/bench_inbound.ts
  */
 
@@ -17,6 +25,8 @@ const SIZE = Number(Deno.env.get("BENCH_SIZE") ?? 1024);
 const ROOT = new URL("..", import.meta.url).pathname;
 const SOURCE = "/usr/sbin/smtp-source";
 const SINK = "/usr/sbin/smtp-sink";
+const POSTFIX = "/usr/sbin/postfix";
+const KINDS = (Deno.env.get("BENCH_KINDS") ?? "RocksDB,LocalDisk").split(",").filter((k) => k);
 
 async function exists(p: string): Promise<boolean> {
   try {
@@ -27,12 +37,34 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
-/** utime+stime of a process in ms. */
-function cpuMs(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14, 15)
+function statFields(pid: number): string[] | null {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  } catch {
+    return null; // exited meanwhile
+  }
+}
+
+/** utime+stime of a process in ms (plus reaped children's with `children`). */
+function cpuMs(pid: number, children = false): number {
+  const f = statFields(pid);
+  if (f === null) return 0;
+  // utime, stime, cutime, cstime are fields 14–17 of /proc/<pid>/stat.
+  let ticks = Number(f[11]) + Number(f[12]);
+  if (children) ticks += Number(f[13]) + Number(f[14]);
   return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+}
+
+/** CPU of a process tree: the root with its reaped children, plus live children. */
+function treeCpuMs(root: number): number {
+  let total = cpuMs(root, true);
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^[0-9]+$/.test(e.name)) continue;
+    const f = statFields(Number(e.name));
+    if (f !== null && Number(f[1]) === root) total += cpuMs(Number(e.name), true);
+  }
+  return total;
 }
 
 async function smtpSource(port: number): Promise<number> {
@@ -85,15 +117,83 @@ async function benchSink(): Promise<number> {
   }
 }
 
-async function benchKumo(): Promise<{ secs: number; cpu: number }> {
+/**
+ * A private Postfix on loopback: its own config, queue and data directories,
+ * smtpd on a free port, every accepted message held (never delivered).
+ */
+async function benchPostfix(): Promise<{ secs: number; cpu: number } | string> {
+  if (Deno.uid() !== 0) return "needs root to start a private Postfix";
+  if (!(await exists(POSTFIX))) return "postfix not installed";
+  const dir = await Deno.makeTempDir({ prefix: "kumo-bench-pf-" });
+  await Deno.chmod(dir, 0o755);
+  await Deno.mkdir(`${dir}/queue`);
+  await Deno.mkdir(`${dir}/data`);
+  await new Deno.Command("chown", { args: ["postfix", `${dir}/data`] }).output();
+  const port = freePort();
+  await Deno.writeTextFile(
+    `${dir}/main.cf`,
+    [
+      "compatibility_level = 3.6",
+      `queue_directory = ${dir}/queue`,
+      `data_directory = ${dir}/data`,
+      "inet_interfaces = 127.0.0.1",
+      "inet_protocols = ipv4",
+      "mynetworks = 127.0.0.0/8",
+      "myhostname = postfix-bench.test",
+      "mydestination =",
+      "relayhost = [127.0.0.1]:9",
+      "defer_transports = smtp",
+      "alias_maps =",
+      "alias_database =",
+      "smtpd_client_restrictions = check_client_access static:HOLD",
+      "smtpd_recipient_restrictions = permit_mynetworks, reject",
+      `maillog_file = ${dir}/maillog`,
+      `maillog_file_prefixes = ${dir}`,
+      "",
+    ].join("\n"),
+  );
+  const master = await Deno.readTextFile("/etc/postfix/master.cf");
+  await Deno.writeTextFile(
+    `${dir}/master.cf`,
+    master.replace(/^smtp\s+inet\s.*$/m, `127.0.0.1:${port} inet n - n - - smtpd`),
+  );
+  const pf = (cmd: string) =>
+    new Deno.Command(POSTFIX, { args: ["-c", dir, cmd], stdout: "null", stderr: "null" })
+      .output();
+  try {
+    if (!(await pf("start")).success) return `postfix -c ${dir} start failed`;
+    let masterPid = 0;
+    const deadline = Date.now() + 10_000;
+    while (masterPid === 0 && Date.now() < deadline) {
+      try {
+        masterPid = Number((await Deno.readTextFile(`${dir}/queue/pid/master.pid`)).trim());
+        const c = await Deno.connect({ hostname: "127.0.0.1", port });
+        c.close();
+      } catch {
+        masterPid = 0;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    if (masterPid === 0) return "postfix did not start listening";
+    const cpu0 = treeCpuMs(masterPid);
+    const secs = await smtpSource(port);
+    const cpu = treeCpuMs(masterPid) - cpu0;
+    return { secs, cpu };
+  } finally {
+    await pf("stop");
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+async function benchKumo(kind: string): Promise<{ secs: number; cpu: number }> {
   const dir = await Deno.makeTempDir({ prefix: "kumo-bench-in-" });
   await Deno.writeTextFile(
     `${dir}/init.lua`,
     `local kumo = require 'kumo'
 kumo.on('init', function()
   kumo.start_esmtp_listener { listen = '127.0.0.1:0', hostname = 'bench.test' }
-  kumo.define_spool { name = 'data', path = '${dir}/spool/data' }
-  kumo.define_spool { name = 'meta', path = '${dir}/spool/meta' }
+  kumo.define_spool { name = 'data', path = '${dir}/spool/data', kind = '${kind}' }
+  kumo.define_spool { name = 'meta', path = '${dir}/spool/meta', kind = '${kind}' }
   kumo.configure_local_logs { log_dir = '${dir}/logs' }
 end)
 `,
@@ -136,17 +236,28 @@ if (!(await exists(SOURCE)) || !(await exists(SINK))) {
   Deno.exit(0);
 }
 
-console.log(`inbound: ${MSGS} msgs × ${SIZE} B over ${SESSIONS} sessions`);
+console.log(`inbound: ${MSGS} msgs × ${SIZE} B over ${SESSIONS} sessions (fsync on)`);
+const fmt = (rate: number) => `${rate.toFixed(0).padStart(7)} msgs/s`;
 const sinkSecs = await benchSink();
-const sinkRate = MSGS / sinkSecs;
-console.log(`  smtp-sink direct : ${sinkRate.toFixed(0).padStart(7)} msgs/s`);
-const k = await benchKumo();
-const kumoRate = MSGS / k.secs;
-console.log(
-  `  kumo (spool+log) : ${kumoRate.toFixed(0).padStart(7)} msgs/s, ` +
-    `${(k.cpu / MSGS).toFixed(3)} CPU ms/msg`,
-);
-console.log(
-  `  ratio kumo/sink  : ${(kumoRate / sinkRate).toFixed(2)} (throughput), ` +
-    `${(sinkSecs / k.secs).toFixed(2)} (time)`,
-);
+console.log(`  smtp-sink direct      : ${fmt(MSGS / sinkSecs)}`);
+const pf = await benchPostfix();
+let pfRate = NaN;
+let pfCpu = NaN;
+if (typeof pf === "string") console.log(`  postfix smtpd (hold)  : skipped (${pf})`);
+else {
+  pfRate = MSGS / pf.secs;
+  pfCpu = pf.cpu / MSGS;
+  console.log(`  postfix smtpd (hold)  : ${fmt(pfRate)}, ${pfCpu.toFixed(3)} CPU ms/msg`);
+}
+for (const kind of KINDS) {
+  const k = await benchKumo(kind);
+  const rate = MSGS / k.secs;
+  const cpu = k.cpu / MSGS;
+  const vs = Number.isNaN(pfRate)
+    ? ""
+    : `; vs postfix ${(rate / pfRate).toFixed(2)}× rate, ${(cpu / pfCpu).toFixed(2)}× CPU`;
+  console.log(
+    `  kumo ${kind.padEnd(9)} spool : ${fmt(rate)}, ${cpu.toFixed(3)} CPU ms/msg` +
+      `; vs sink ${(rate * sinkSecs / MSGS).toFixed(2)}×${vs}`,
+  );
+}

@@ -21,9 +21,11 @@ import { startConfigMonitor } from "./policy/config_monitor.ts";
 import { startServer } from "./server.ts";
 import { checkUser } from "./util/user.ts";
 import { Resolver } from "./dns/resolver.ts";
+import { kcliMain } from "./kcli/mod.ts";
 
 /** Runs the program; resolves to the process exit code. */
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "kcli") return await kcliMain(argv.slice(1));
   let opts;
   try {
     opts = parseCli(argv);

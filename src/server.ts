@@ -25,6 +25,7 @@ import type { EsmtpListenerConfig } from "./policy/config/esmtp_listener.ts";
 import type { SpoolConfig } from "./policy/config/spool.ts";
 import type { LocalLogsConfig as PolicyLocalLogs } from "./policy/config/local_logs.ts";
 import { openSpool, type Spool, type SpoolPair } from "./spool/mod.ts";
+import { diskSpaceCheck } from "./spool/disk_space.ts";
 import { LocalLogger, type LocalLogsConfig, LogDispatcher } from "./log/local_logger.ts";
 import type { LogRecord } from "./log/record.ts";
 import { diag } from "./log/diag.ts";
@@ -33,6 +34,11 @@ import type { QueueHandoff } from "./queue/handoff.ts";
 import type { ReceptionServices } from "./smtp/server/reception_services.ts";
 import { EsmtpListener } from "./smtp/server/listener.ts";
 import { QueueManager } from "./queue/queue_manager.ts"; // [deliver]
+import type { HttpListenerConfig } from "./policy/config/http_listener.ts"; // [http]
+import { type RunningHttpListener, startHttpListener } from "./http/http_listener.ts"; // [http]
+import { GENERATOR_QUEUE, runGeneratorMessage } from "./http/inject_v1.ts"; // [http]
+import { metricsRegistry } from "./metrics/kumo_metrics.ts"; // [http]
+import { registerQueueGauges } from "./metrics/queue_gauges.ts"; // [http]
 
 /** A running server. */
 export interface RunningServer {
@@ -127,15 +133,20 @@ export async function startServer(
     handoff,
     nodeId: await loadNodeId(metaDef.path),
     shuttingDown: false,
+    diskTooFull: diskSpaceCheck([dataDef, metaDef]),
   };
 
   const listeners: EsmtpListener[] = [];
   const opened: Spool[] = [];
   // [deliver] the queue stage (src/queue/queue_manager.ts); created once the spools are open.
   let queues: QueueManager | null = null;
+  const httpListeners: RunningHttpListener[] = []; // [http]
+  const unregisterGauges = registerQueueGauges(metricsRegistry, () => queues); // [http]
   const teardown = async () => {
     await queues?.shutdown(); // [deliver] stop delivery first
     services.shuttingDown = true;
+    await Promise.all(httpListeners.map((l) => l.shutdown())); // [http]
+    unregisterGauges(); // [http]
     await Promise.all(listeners.map((l) => l.shutdown()));
     await logs.close();
     await Promise.all(opened.map((s) => s.close().catch(() => {})));
@@ -146,6 +157,16 @@ export async function startServer(
       const l = await EsmtpListener.start(lc, services);
       listeners.push(l);
       diag.info("kumod", `smtp listener on ${l.address}`);
+    }
+    // [http] HTTP listeners (src/http/); they answer 503 until the spools are open.
+    for (const hc of cfg.httpListeners as HttpListenerConfig[]) {
+      httpListeners.push(
+        await startHttpListener(hc, {
+          reception: services,
+          queues: () => queues,
+          metrics: metricsRegistry,
+        }),
+      );
     }
     const spools: SpoolPair = {
       data: await openSpool(dataDef).then((s) => (opened.push(s), s)),
@@ -161,6 +182,7 @@ export async function startServer(
       nodeId: services.nodeId,
     });
     services.handoff = queues;
+    queues.internalQueues.set(GENERATOR_QUEUE, (m) => runGeneratorMessage(services, m)); // [http]
     await queues.startSpoolIn();
     // [deliver] end
   } catch (e) {

@@ -26,7 +26,8 @@ Deno.test("delivers to the lowest MX with Delivery records carrying every field"
   assert.equal(rec.recipient, "rcpt@dest.test");
   assert.equal(rec.queue, "dest.test");
   assert.equal(rec.site, "unspecified->(mx1|mx2).dest.test@smtp_client");
-  assert.deepEqual(rec.peer_address, { name: "mx1.dest.test.", addr: `127.0.0.2:${sink.port}` });
+  // smtp_port is not part of the route: no `:port` (logs §1.2).
+  assert.deepEqual(rec.peer_address, { name: "mx1.dest.test.", addr: "127.0.0.2" });
   assert.match(rec.source_address!.address, /^127\.0\.0\.1:\d+$/);
   assert.equal(rec.egress_pool, "unspecified");
   assert.equal(rec.egress_source, "unspecified");

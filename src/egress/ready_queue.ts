@@ -80,7 +80,18 @@ export interface ReadyQueueInit {
   engine: PolicyEngine;
   resolver: Resolver;
   onOutcome: (msg: Message, report: AttemptReport) => void;
+  /**
+   * A message taken back without an attempt (a rate throttle would wait
+   * longer than `idle_timeout`): the queue stage re-schedules it `delayMs`
+   * from now and logs Delayed with `context`. Without it such messages wait.
+   */
+  onDelayed?: (msg: Message, delayMs: number, context: string) => void;
   hostname?: string;
+  /**
+   * [admin] Asked as a dispatcher pulls a message: false means the queue
+   * stage took it back (admin bounce, suspension) and it is skipped.
+   */
+  admit?: (msg: Message) => boolean;
 }
 
 /** Build the ready-queue name. */
@@ -138,6 +149,12 @@ export class ReadyQueue {
   #stopping = false;
   #clients = new Set<SmtpClient>();
   #dispatchers = new Set<Promise<void>>();
+  /** Successive connection plans that failed (consecutive_connection_failures_before_delay). */
+  #planFailures = 0;
+  /** `remember_broken_tls`: until when STARTTLS is treated as not offered. */
+  #brokenTlsUntil = 0;
+  /** The AUTH PLAIN password of the current path config, once read. */
+  #authPassword: { path: EgressPathConfig; password: Promise<string> } | null = null;
 
   constructor(init: ReadyQueueInit) {
     this.#init = init;
@@ -201,6 +218,40 @@ export class ReadyQueue {
   }
 
   #take(): Pending | undefined {
+    const admit = this.#init.admit;
+    for (;;) {
+      const item = this.#takeRaw();
+      if (!item || !admit || admit(item.msg)) return item;
+    }
+  }
+
+  /** [admin] Take every waiting message out (ready-queue suspension pushes them back). */
+  drain(): Message[] {
+    const out: Message[] = [];
+    for (let p = this.#takeRaw(); p; p = this.#takeRaw()) out.push(p.msg);
+    return out;
+  }
+
+  /**
+   * [admin] Active states for ready-q-states: `connection_limited` while
+   * every allowed connection is busy and messages wait.
+   */
+  states(): Record<string, { context: string; since: string }> {
+    const out: Record<string, { context: string; since: string }> = {};
+    const limit = this.#path?.connectionLimit.limit;
+    if (limit !== undefined && this.#active >= limit && this.size > 0) {
+      this.#limitedSince ??= new Date().toISOString();
+      out.connection_limited = {
+        context: `connection_limit=${limit} reached`,
+        since: this.#limitedSince,
+      };
+    } else this.#limitedSince = undefined;
+    return out;
+  }
+
+  #limitedSince: string | undefined;
+
+  #takeRaw(): Pending | undefined {
     if (this.#head >= this.#pending.length) return undefined;
     const item = this.#pending[this.#head];
     this.#pending[this.#head++] = undefined as unknown as Pending;
@@ -339,6 +390,13 @@ export class ReadyQueue {
     };
   }
 
+  /** Whether the port of `t` came from the routing domain or mx_list (not smtp_port/remote_port). */
+  #routePort(t: ConnectionTarget): boolean {
+    const mx = this.mx;
+    if (mx.port !== undefined) return true;
+    return mx.targets?.some((x) => x.port !== undefined && x.port === t.port) ?? false;
+  }
+
   async #rewrite(item: Pending, r: ClientResponse): Promise<ClientResponse> {
     const engine = this.#init.engine;
     if (r.code === 250 || !engine.hasHandler("smtp_client_rewrite_delivery_status")) return r;
@@ -360,51 +418,148 @@ export class ReadyQueue {
     };
   }
 
+  /**
+   * How long a rate throttle makes us wait: 0 = acquired now; a value above
+   * `maxWait` means "do not wait, delay instead" (nothing was acquired).
+   */
+  async #acquire(t: Throttle, maxWait: number): Promise<number> {
+    for (let i = 0; i < 1000 && !this.#stopping; i++) {
+      const r = t.tryAcquire();
+      if (r.ok) return 0;
+      if (r.retryAfterMs > maxWait) return r.retryAfterMs;
+      await sleep(r.retryAfterMs);
+    }
+    return 0;
+  }
+
+  /** Give `item` and everything waiting back to the queue stage for `ms`. */
+  #delayAll(item: Pending, ms: number, context: string): void {
+    const delayed = this.#init.onDelayed;
+    if (!delayed) {
+      this.#pending.splice(this.#head, 0, item);
+      return;
+    }
+    delayed(item.msg, ms, context);
+    for (let p = this.#take(); p; p = this.#take()) delayed(p.msg, ms, context);
+  }
+
+  /** The AUTH PLAIN settings of `path` (password read from its KeySource once). */
+  async #auth(path: EgressPathConfig): Promise<SmtpClientPlan["auth"]> {
+    if (path.smtpAuthPlainUsername === undefined) return undefined;
+    if (this.#authPassword?.path !== path) {
+      const src = path.smtpAuthPlainPassword;
+      this.#authPassword = {
+        path,
+        password: src === undefined
+          ? Promise.resolve("")
+          : src.kind === "data"
+          ? Promise.resolve(src.data)
+          : src.kind === "file"
+          ? Deno.readTextFile(src.path).then((t) => t.replace(/\r?\n$/, ""))
+          : Promise.reject(
+            new Error(`Cannot read smtp_auth_plain_password: "${src.kind}" is not supported`),
+          ),
+      };
+    }
+    return {
+      username: path.smtpAuthPlainUsername,
+      password: await this.#authPassword.password,
+      allowWithoutTls: path.allowSmtpAuthPlainWithoutTls,
+      allowWithoutValidCertificate: path.allowSmtpAuthPlainWithoutValidCertificate,
+    };
+  }
+
+  /**
+   * Connect to one target, applying `remember_broken_tls` and the clear-text
+   * fall-backs after a failed handshake (§5.1 table).
+   */
+  async #connect(path: EgressPathConfig, t: ConnectionTarget): Promise<SmtpClient> {
+    const cp = this.#clientPlan(path, t);
+    cp.auth = await this.#auth(path);
+    cp.authTimeout = path.authTimeout;
+    const opportunistic = cp.enableTls === "Opportunistic" ||
+      cp.enableTls === "OpportunisticInsecure";
+    if (opportunistic && this.#brokenTlsUntil > Date.now()) cp.enableTls = "Disabled";
+    try {
+      return await SmtpClient.connect(cp);
+    } catch (e) {
+      if (!(e instanceof ConnectError) || !e.tlsHandshakeFailed) throw e;
+      if (path.rememberBrokenTls) this.#brokenTlsUntil = Date.now() + path.rememberBrokenTls;
+      // OpportunisticInsecure continues without TLS; the handshake already
+      // consumed the connection, so that means a new clear-text one.
+      const fallback = cp.enableTls === "OpportunisticInsecure" ||
+        (cp.enableTls === "Opportunistic" && path.opportunisticTlsReconnectOnFailedHandshake);
+      if (!fallback) throw e;
+      return await SmtpClient.connect({ ...cp, enableTls: "Disabled" });
+    }
+  }
+
   async #dispatch(): Promise<void> {
     let item = this.#take();
+    let plan: ConnectionTarget[] | null = null;
+    let idx = 0; // next plan entry to connect to
+    let path!: EgressPathConfig;
     while (item && !this.#stopping) {
-      let path: EgressPathConfig;
-      let plan: ConnectionTarget[] | { outcome: AttemptOutcome; response: ResponseRecord };
-      try {
-        path = await this.pathConfig();
-        this.#maybeSpawn();
-        plan = await this.#plan(path);
-      } catch (e) {
-        this.#failAll(
-          item,
-          "TransientFailure",
-          internal(451, `4.4.4 failed to resolve queue ${this.name}: ${(e as Error).message}`),
-        );
-        item = this.#take();
-        continue;
-      }
-      if (!Array.isArray(plan)) {
-        this.#failAll(item, plan.outcome, plan.response);
-        item = this.#take();
-        continue;
+      if (plan === null || idx >= plan.length) {
+        let got: ConnectionTarget[] | { outcome: AttemptOutcome; response: ResponseRecord };
+        try {
+          path = await this.pathConfig();
+          this.#maybeSpawn();
+          got = await this.#plan(path);
+        } catch (e) {
+          this.#failAll(
+            item,
+            "TransientFailure",
+            internal(451, `4.4.4 failed to resolve queue ${this.name}: ${(e as Error).message}`),
+          );
+          item = this.#take();
+          continue;
+        }
+        if (!Array.isArray(got)) {
+          this.#failAll(item, got.outcome, got.response);
+          item = this.#take();
+          continue;
+        }
+        plan = got;
+        idx = 0;
       }
       if (this.#connThrottle) {
-        for (let i = 0; i < 1000; i++) {
-          const r = this.#connThrottle.tryAcquire();
-          if (r.ok) break;
-          await sleep(Math.min(r.retryAfterMs, 60_000));
+        const wait = await this.#acquire(this.#connThrottle, path.idleTimeout);
+        if (wait > 0) {
+          this.#delayAll(item, wait, `ready queue ${this.name} max_connection_rate throttled`);
+          item = undefined;
+          break;
         }
       }
-      // Connect: walk the plan (next MX on failure).
+      // Connect: walk the plan (next host on failure).
       let client: SmtpClient | null = null;
       let target: ConnectionTarget | null = null;
       const errors: string[] = [];
-      let idx = 0;
       for (; idx < plan.length && !this.#stopping; idx++) {
         try {
-          client = await SmtpClient.connect(this.#clientPlan(path, plan[idx]));
-          target = plan[idx];
+          client = await this.#connect(path, plan[idx]);
+          target = plan[idx++];
           break;
         } catch (e) {
           errors.push(e instanceof ConnectError ? e.message : String(e));
         }
       }
       if (!client || !target) {
+        plan = null;
+        if (++this.#planFailures > path.consecutiveConnectionFailuresBeforeDelay) {
+          this.#planFailures = 0;
+          const resp = internal(
+            451,
+            `4.4.1 KumoMTA internal: bulk delay of ready queue ${this.name}: ` +
+              `No answer from any hosts listed in MX: ${errors.join(", ")}`,
+          );
+          this.#failAll(item, "TransientFailure", resp);
+          for (let p = this.#take(); p; p = this.#take()) {
+            this.#failAll(p, "TransientFailure", resp);
+          }
+          item = undefined;
+          break;
+        }
         this.#failAll(
           item,
           "TransientFailure",
@@ -416,22 +571,27 @@ export class ReadyQueue {
         item = this.#take();
         continue;
       }
+      this.#planFailures = 0;
       this.#clients.add(client);
       const sessionId = crypto.randomUUID();
       const peer: PeerAddress = {
         name: target.name,
-        addr: target.port === 25 ? target.addr : `${target.addr}:${target.port}`,
+        // `:port` only when the route itself named one (logs §1.2), not for smtp_port.
+        addr: this.#routePort(target) ? `${target.addr}:${target.port}` : target.addr,
       };
       const sourceAddress: SourceAddress = client.plan.haProxy
         ? { address: client.localAddress, server: client.plan.haProxy.server, protocol: "haproxy" }
         : { address: client.localAddress };
+      const extra = () => ({ peer, sourceAddress, sessionId, tls: client.tlsInfo ?? undefined });
+      let broken = false; // 421, I/O error or timeout ended the session
       try {
         while (item && !client.closed) {
           if (this.#msgThrottle) {
-            for (let i = 0; i < 1000; i++) {
-              const r = this.#msgThrottle.tryAcquire();
-              if (r.ok) break;
-              await sleep(Math.min(r.retryAfterMs, 60_000));
+            const wait = await this.#acquire(this.#msgThrottle, path.idleTimeout);
+            if (wait > 0) {
+              this.#delayAll(item, wait, `ready queue ${this.name} max_message_rate throttled`);
+              item = undefined;
+              break;
             }
           }
           const cur: Pending = item;
@@ -444,17 +604,15 @@ export class ReadyQueue {
               data: msg.getData(),
             }, path.maxRecipientsPerBatch);
           } catch (e) {
+            broken = true;
+            // try_next_host_on_transport_error: keep the message for the next host.
+            if (path.tryNextHostOnTransportError && idx < plan.length) break;
             const te = e as Error & { timedOut?: boolean };
             const resp = te.timedOut
               ? internal(421, `4.4.2 KumoMTA internal: failed to send message: ${te.message}`)
               : internal(400, `KumoMTA internal: failed to send message: ${te.message}`);
-            this.#failAll(cur, "TransientFailure", resp, {
-              peer,
-              sourceAddress,
-              sessionId,
-              tls: client.tlsInfo ?? undefined,
-            });
-            item = undefined;
+            this.#failAll(cur, "TransientFailure", resp, extra());
+            item = this.#take();
             break;
           }
           const results: RecipientResult[] = [];
@@ -462,14 +620,15 @@ export class ReadyQueue {
             const r = await this.#rewrite(cur, responses[i]).catch(() => responses[i]);
             results.push({ index: i, outcome: classifyReply(r.code), response: toRecord(r) });
           }
-          this.#report(cur, results, {
-            peer,
-            sourceAddress,
-            sessionId,
-            tls: client.tlsInfo ?? undefined,
-          });
+          this.#report(cur, results, extra());
+          if (client.closed) {
+            broken = true;
+            item = this.#take();
+            break;
+          }
           if (client.delivered >= path.maxDeliveriesPerConnection) {
             item = this.#take();
+            plan = null; // a fresh connection, from the top of the plan
             break;
           }
           item = (await this.#waitIdle(path.idleTimeout)) ?? undefined;
@@ -477,6 +636,14 @@ export class ReadyQueue {
       } finally {
         this.#clients.delete(client);
         await client.quit();
+      }
+      if (broken && plan !== null) {
+        const strategy = path.reconnectStrategy;
+        if (strategy === "TerminateSession") break;
+        if (strategy === "ReconnectSameHost") idx--;
+        // ConnectNextHost: idx already points at the next host; when the
+        // plan is used up the session ends.
+        else if (idx >= plan.length) break;
       }
     }
     if (item) this.#pending.splice(this.#head, 0, item);

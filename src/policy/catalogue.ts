@@ -27,9 +27,11 @@ import { parseLocalLogs } from "./config/local_logs.ts";
 import { parseDnsResolver } from "./config/dns_resolver.ts";
 import { diag } from "../log/diag.ts";
 import { evalGlobs } from "./config_monitor.ts";
-import { MESSAGE_METHODS } from "./message_methods.ts";
+import { MESSAGE_ASYNC_FUNCTIONS, MESSAGE_METHODS } from "./message_methods.ts";
+import { dkimFunctions } from "./host/dkim.ts";
 import { CONN_METHODS } from "./conn_methods.ts";
 import { dnsFunctions } from "./host/dns.ts";
+import { SHAPING_SYNC_FUNCTIONS, shapingAsyncFunctions } from "./host/shaping.ts";
 import type { Resolver } from "../dns/resolver.ts";
 import type { DnsResolverConfig } from "./config/dns_resolver.ts";
 
@@ -91,6 +93,8 @@ export function buildCatalogue(
       cfg.resolver = parsed;
       resolver.configure({ nameServers: parsed.nameServers });
     }) as Fn,
+    ...SHAPING_SYNC_FUNCTIONS,
+    ...dkimFunctions(),
     "dns.define_resolver": ((name: string, input: unknown) => {
       cfg.namedResolvers.set(String(name), parseDnsResolver(input));
     }) as Fn,
@@ -140,7 +144,11 @@ export function buildCatalogue(
       },
     },
     syncFunctions,
-    asyncFunctions: dnsFunctions(resolver),
+    asyncFunctions: {
+      ...dnsFunctions(resolver),
+      ...shapingAsyncFunctions(engine, resolver),
+      ...MESSAGE_ASYNC_FUNCTIONS,
+    },
     messageMethods: MESSAGE_METHODS as HostCatalogue["messageMethods"],
     connMethods: CONN_METHODS as HostCatalogue["connMethods"],
   };

@@ -52,6 +52,8 @@ export class PolicyEngine {
   maxContextUses = 1024;
   maxSpareContexts = 8192;
   validationFailed = false;
+  /** Most dispatches that were in flight at once (metrics, tests). */
+  peakConcurrency = 0;
   /** Called on `kumo.bump_config_epoch` and epoch changes (config caches). */
   onEpochBump: ((epoch: number) => void)[] = [];
 
@@ -161,6 +163,7 @@ export class PolicyEngine {
       await new Promise<void>((r) => this.#waiters.push(r));
     }
     this.#active++;
+    if (this.#active > this.peakConcurrency) this.peakConcurrency = this.#active;
     const now = Date.now();
     while (this.#idle.length > 0) {
       const ctx = this.#idle.pop()!;

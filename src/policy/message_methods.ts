@@ -11,6 +11,8 @@
 import type { Message } from "../message/message.ts";
 import type { EnvelopeAddress } from "../message/envelope_address.ts";
 import { parseAddressList } from "../message/address_header.ts";
+import { parseRfc3464, parseRfc5965 } from "../message/report_parser.ts";
+import { type DkimSigner, dkimSignMessage } from "./host/dkim.ts";
 
 function addr(a: EnvelopeAddress): EnvelopeAddress {
   return { user: a.user, domain: a.domain, email: a.email };
@@ -74,4 +76,26 @@ export const MESSAGE_METHODS: Record<string, (msg: Message, ...args: never[]) =>
     if (remove) m.removeAllNamedHeaders(name);
     return sched;
   },
+};
+
+/**
+ * Message methods whose work is asynchronous; Lua calls them through
+ * `kumo.__msg_async(msg, name, ...)` (see the prelude) and awaits the result.
+ */
+export const ASYNC_MESSAGE_METHODS: Record<
+  string,
+  (msg: Message, ...args: never[]) => Promise<unknown>
+> = {
+  dkim_sign: (m, signer: DkimSigner) => dkimSignMessage(m, signer),
+  parse_rfc3464: (m) => parseRfc3464(m.getData()),
+  parse_rfc5965: (m) => parseRfc5965(m.getData()),
+};
+
+/** `kumo.__msg_async`, the host side of {@link ASYNC_MESSAGE_METHODS}. */
+export const MESSAGE_ASYNC_FUNCTIONS: Record<string, (...args: never[]) => Promise<unknown>> = {
+  __msg_async: ((msg: Message, method: string, ...args: never[]) => {
+    const f = ASYNC_MESSAGE_METHODS[method];
+    if (!f) return Promise.reject(new Error(`Message has no method named "${method}"`));
+    return f(msg, ...args);
+  }) as (...args: never[]) => Promise<unknown>,
 };

@@ -145,7 +145,13 @@ end
 function MessageMethods:get_address_header(name) return addr_header(self, name) end
 function MessageMethods:from_header() return addr_header(self, 'From') end
 function MessageMethods:to_header() return addr_header(self, 'To') end
-function MessageMethods:dkim_sign(signer) return msg_call(rawget(self, 1), 'dkim_sign', rawget(signer, 1)) end
+-- Methods with an asynchronous host side, awaited through kumo.__msg_async.
+function MessageMethods:dkim_sign(signer)
+  if type(signer) ~= 'table' then error('msg:dkim_sign: expected a signer from kumo.dkim.*_signer', 2) end
+  return kumo.__msg_async(rawget(self, 1), 'dkim_sign', rawget(signer, 1))
+end
+function MessageMethods:parse_rfc3464() return kumo.__msg_async(rawget(self, 1), 'parse_rfc3464') end
+function MessageMethods:parse_rfc5965() return kumo.__msg_async(rawget(self, 1), 'parse_rfc5965') end
 local function wrap_msg(ud) return setmetatable({ ud }, Message) end
 kumo.__wrap_msg = wrap_msg
 

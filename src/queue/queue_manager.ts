@@ -35,6 +35,8 @@ import { Throttle } from "../util/gcra.ts";
 import { ScheduledQueue } from "./scheduled_queue.ts";
 import type { QueueHandoff } from "./handoff.ts";
 import { delayBasedOnAge, inferNumAttempts, scheduleAfterFailure } from "./retry_schedule.ts";
+import { QueueAdmin } from "./queue_admin.ts"; // [admin]
+import { outcomeCounter } from "../metrics/kumo_metrics.ts"; // [http] metrics
 
 /** Services the queue stage is built from. */
 export interface QueueManagerOptions {
@@ -73,6 +75,23 @@ function internalResponse(code: number, text: string): ResponseRecord {
   };
 }
 
+/** humantime-style duration: `1m 30s 250ms`. */
+function humanDuration(ms: number): string {
+  ms = Math.max(0, Math.round(ms));
+  const parts: string[] = [];
+  const units: [string, number][] = [["d", 86_400_000], ["h", 3_600_000], ["m", 60_000], [
+    "s",
+    1000,
+  ], ["ms", 1]];
+  for (const [u, n] of units) {
+    if (ms >= n) {
+      parts.push(`${Math.floor(ms / n)}${u}`);
+      ms %= n;
+    }
+  }
+  return parts.length ? parts.join(" ") : "0s";
+}
+
 function responseLine(r: ResponseRecord): string {
   const e = r.enhanced_code;
   return `${r.code} ${e ? `${e.class}.${e.subject}.${e.detail} ` : ""}${r.content}`;
@@ -98,16 +117,47 @@ export class QueueManager implements QueueHandoff {
   #creating = new Map<string, Promise<ScheduledQueue>>();
   #ready = new Map<string, ReadyQueue>();
   #stopping = false;
+  /** Config epoch each scheduled queue's config was resolved in (refresh_strategy Epoch). */
+  #epochOf = new WeakMap<ScheduledQueue, number>();
+  #reaper: ReturnType<typeof setInterval> | undefined;
+  #mxCache = new Map<string, { cfg: QueueConfig; mx: MailExchanger; expires: number }>();
   #inflight = new Set<Promise<unknown>>();
   /** Resolves when the spool-in pass is done. */
   spoolInDone: Promise<void> = Promise.resolve();
+  /**
+   * [http] Built-in queues handled in-process instead of being delivered
+   * (e.g. `generator.kumomta.internal`): queue name → handler, which owns
+   * the message (and its spool records) from then on.
+   */
+  readonly internalQueues = new Map<string, (msg: Message) => Promise<void>>();
 
   constructor(options: QueueManagerOptions) {
     this.#o = options;
     this.#nodeId = options.nodeId ?? crypto.randomUUID();
     this.#random = options.random ?? Math.random;
     this.#egress = new EgressResolver(options.engine);
+    // [admin] bounce/suspend/rebind/inspect (src/queue/queue_admin.ts) over a narrow view.
+    this.admin = new QueueAdmin({
+      engine: options.engine,
+      spools: options.spools,
+      scheduled: this.#scheduled,
+      ready: this.#ready,
+      queueFor: (name) => this.#queueFor(name),
+      log: (type, msg, response, site) =>
+        this.#log(
+          this.#record(type, msg, msg.recipients.map((r) => r.email), response, { site }),
+          msg,
+        ),
+      finish: (msg) => this.#finish(msg),
+      transient: (msg, response, site) =>
+        this.#transientInternal(this.#scheduled.get(msg.queueName()), msg, response, { site }),
+      persist: (msg) => this.#persistMeta(msg),
+      track: (p) => this.#track(p),
+    });
   }
+
+  /** [admin] The operator's levers: admin bounce, suspensions, rebind, inspection. */
+  readonly admin: QueueAdmin;
 
   /** Scheduled queue names and sizes (for inspection and tests). */
   scheduledQueues(): Map<string, number> {
@@ -122,8 +172,22 @@ export class QueueManager implements QueueHandoff {
   /** QueueHandoff: schedule an accepted (already spooled) message. */
   async insert(msg: Message): Promise<void> {
     if (this.#stopping) throw new Error("Cannot insert message: queue manager is shutting down");
+    if (this.admin.onInsert(msg)) return; // [admin] bounced
+    if (this.#internal(msg)) return; // [http]
     const q = await this.#queueFor(msg.queueName());
     q.schedule(msg);
+  }
+
+  /** [http] Hand a message of a built-in queue to its handler (in the background). */
+  #internal(msg: Message): boolean {
+    const handler = this.internalQueues.get(msg.queueName());
+    if (handler === undefined) return false;
+    this.#track(
+      handler(msg).catch((e) => {
+        diag.error("kumod::queue", `Cannot process internal message "${msg.id}": ${e}`);
+      }),
+    );
+    return true;
   }
 
   #track<T>(p: Promise<T>): Promise<T> {
@@ -150,7 +214,7 @@ export class QueueManager implements QueueHandoff {
   #queueFor(name: string): Promise<ScheduledQueue> {
     const q = this.#scheduled.get(name);
     if (q) {
-      if (Date.now() >= q.configExpires) this.#refresh(q);
+      if (this.#stale(q)) this.#refresh(q);
       return Promise.resolve(q);
     }
     let p = this.#creating.get(name);
@@ -161,6 +225,7 @@ export class QueueManager implements QueueHandoff {
         const sq = new ScheduledQueue(name, comps, cfg, (m) => this.#onDue(sq, m));
         this.#applyConfig(sq, cfg);
         this.#scheduled.set(name, sq);
+        this.#startReaper();
         return sq;
       })().finally(() => this.#creating.delete(name));
       this.#creating.set(name, p);
@@ -171,14 +236,42 @@ export class QueueManager implements QueueHandoff {
   #applyConfig(q: ScheduledQueue, cfg: QueueConfig): void {
     const old = q.config;
     q.config = cfg;
-    q.configExpires = Date.now() + cfg.refreshInterval;
+    // Epoch: refresh only when the config epoch changes (§1).
+    q.configExpires = cfg.refreshStrategy === "Epoch" ? Infinity : Date.now() + cfg.refreshInterval;
+    this.#epochOf.set(q, this.#o.engine.epoch);
     if (!q.throttle || old.maxMessageRate?.text !== cfg.maxMessageRate?.text) {
       q.throttle = cfg.maxMessageRate ? new Throttle(cfg.maxMessageRate) : null;
     }
   }
 
+  #stale(q: ScheduledQueue): boolean {
+    return Date.now() >= q.configExpires ||
+      (q.config.refreshStrategy === "Epoch" && this.#epochOf.get(q) !== this.#o.engine.epoch);
+  }
+
+  /**
+   * Drop scheduled queues that stayed empty for their `reap_interval`; a
+   * message coming back later simply re-creates its queue.
+   */
+  #startReaper(): void {
+    if (this.#reaper !== undefined || this.#stopping) return;
+    this.#reaper = setInterval(() => {
+      const now = Date.now();
+      for (const [name, q] of this.#scheduled) {
+        if (q.size === 0 && now - q.lastChanged >= q.config.reapInterval) {
+          q.stop();
+          this.#scheduled.delete(name);
+        }
+      }
+    }, 1000);
+    Deno.unrefTimer(this.#reaper);
+  }
+
   #refresh(q: ScheduledQueue): void {
-    q.configExpires = Date.now() + q.config.refreshInterval;
+    q.configExpires = q.config.refreshStrategy === "Epoch"
+      ? Infinity
+      : Date.now() + q.config.refreshInterval;
+    this.#epochOf.set(q, this.#o.engine.epoch);
     this.#resolveConfig(q.components).then(
       (cfg) => this.#applyConfig(q, cfg),
       (e) => diag.error("kumod::queue", `Cannot refresh queue config for "${q.name}": ${e}`),
@@ -198,16 +291,18 @@ export class QueueManager implements QueueHandoff {
 
   async #promote(q: ScheduledQueue, msg: Message): Promise<void> {
     if (this.#stopping) return;
-    if (Date.now() >= q.configExpires) this.#refresh(q);
+    if (this.admin.onPromote(q, msg)) return; // [admin] bounced or suspended
+    if (this.#stale(q)) this.#refresh(q);
     const cfg = q.config;
+    q.lastChanged = Date.now(); // reap_interval counts from the last activity
     if (q.throttle) {
       const r = q.throttle.tryAcquire();
       if (!r.ok) {
-        msg.due = Date.now() + r.retryAfterMs;
-        q.schedule(msg); // not an attempt
+        this.#delay(q, msg, r.retryAfterMs, "queue max_message_rate throttled"); // not an attempt
         return;
       }
     }
+    if (await this.#throttledByPolicy(q, msg)) return;
     if (msg.data === null) {
       const data = await this.#o.spools.data.load(msg.id);
       if (data === null) {
@@ -237,7 +332,7 @@ export class QueueManager implements QueueHandoff {
       );
       return;
     }
-    const source = await this.#egress.source(sourceName);
+    let source = await this.#egress.source(sourceName);
     if (cfg.protocol.kind !== "smtp") {
       this.#transientInternal(
         q,
@@ -253,9 +348,7 @@ export class QueueManager implements QueueHandoff {
     const routing = q.components.routingDomain ?? q.components.domain;
     let mx: MailExchanger;
     try {
-      mx = cfg.protocol.mxList.length > 0
-        ? resolveMxList(cfg.protocol.mxList)
-        : await resolveMailExchanger(routing, this.#o.resolver);
+      mx = await this.#mailExchanger(cfg, routing);
     } catch (e) {
       this.#transientInternal(
         q,
@@ -265,7 +358,19 @@ export class QueueManager implements QueueHandoff {
       );
       return;
     }
-    const rqName = readyQueueName(source.name, mx.siteName);
+    let rqName = readyQueueName(source.name, mx.siteName);
+    // [admin] suspended ready queues are skipped when picking the source (http-api §6.3).
+    for (let i = 0; this.admin.readySuspended(rqName); i++) {
+      const next = i < pool.entries.length ? q.wrr.next() : undefined;
+      if (next === undefined) {
+        const text = `4.4.4 KumoMTA internal: no sources for ${q.name} pool=\`${pool.name}\` ` +
+          "are eligible for selection at this time";
+        this.#transientInternal(q, msg, internalResponse(451, text), { pool: pool.name });
+        return;
+      }
+      source = await this.#egress.source(next);
+      rqName = readyQueueName(source.name, mx.siteName);
+    }
     let rq = this.#ready.get(rqName);
     if (!rq) {
       rq = new ReadyQueue({
@@ -278,6 +383,8 @@ export class QueueManager implements QueueHandoff {
         resolver: this.#o.resolver,
         hostname: this.#o.hostname,
         onOutcome: (m, report) => this.#track(this.#onOutcome(m, report)),
+        onDelayed: (m, ms, context) => this.#delay(undefined, m, ms, context),
+        admit: (m) => this.admin.admit(m, rqName), // [admin]
       });
       this.#ready.set(rqName, rq);
       await rq.pathConfig().catch(() => {});
@@ -285,11 +392,126 @@ export class QueueManager implements QueueHandoff {
       rq.mx = mx;
     }
     if (rq.size >= rq.maxReady) {
-      msg.due = Date.now() + Math.floor(this.#random() * 60_000);
-      q.schedule(msg); // ready queue full: not an attempt
+      // Ready queue full: not an attempt.
+      this.#delay(q, msg, Math.floor(this.#random() * 60_000), `ready queue ${rqName} is full`);
       return;
     }
     rq.enqueue(msg, q.components);
+  }
+
+  /**
+   * `throttle_insert_ready_queue`: when a handler moved the due time into the
+   * future, the message goes back through `requeue_message` (no attempt) and
+   * is re-randomised to now + 0–60 s, as upstream does (lua-api §4.5).
+   */
+  async #throttledByPolicy(q: ScheduledQueue, msg: Message): Promise<boolean> {
+    const engine = this.#o.engine;
+    if (!engine.hasHandler("throttle_insert_ready_queue")) return false;
+    const before = msg.due;
+    await engine.callOrThrow("throttle_insert_ready_queue", "m", [msg]);
+    const now = Date.now();
+    if (msg.due <= now || msg.due === before) return false;
+    const context = "ThrottledByThrottleInsertReadyQueue";
+    const delayMs = Math.floor(this.#random() * 60_000);
+    if (!(await this.#requeueHook(msg, null, [context], false, delayMs))) return true;
+    this.#delay(q.name === msg.queueName() ? q : undefined, msg, delayMs, context);
+    return true;
+  }
+
+  /**
+   * Run the `requeue_message` handlers; false when one failed (the message
+   * was then bounced and removed, as upstream treats a policy error there).
+   */
+  async #requeueHook(
+    msg: Message,
+    response: ResponseRecord | null,
+    context: string[],
+    incrementAttempts: boolean,
+    delayMs: number | null,
+    x: RecordExtra = {},
+  ): Promise<boolean> {
+    const engine = this.#o.engine;
+    if (!engine.hasHandler("requeue_message")) return true;
+    try {
+      await engine.callOrThrow("requeue_message", "msbbs", [
+        msg,
+        response ? responseLine(response) : "",
+        context,
+        incrementAttempts,
+        delayMs === null ? null : delayMs / 1000,
+      ]);
+      return true;
+    } catch (e) {
+      diag.error("kumod::queue", `Error in requeue_message for "${msg.id}": ${e}`);
+      this.#log(
+        this.#record(
+          "Bounce",
+          msg,
+          msg.recipients.map((r) => r.email),
+          internalResponse(
+            550,
+            `5.4.0 KumoMTA internal: requeue_message failed: ${(e as Error).message}`,
+          ),
+          x,
+        ),
+        msg,
+      );
+      await this.#finish(msg);
+      return false;
+    }
+  }
+
+  /**
+   * Put a message back in its scheduled queue `delayMs` from now without
+   * counting an attempt, logging a Delayed record (logs §2).
+   */
+  #delay(q: ScheduledQueue | undefined, msg: Message, delayMs: number, context: string): void {
+    const due = Date.now() + delayMs;
+    msg.due = due;
+    this.#log(
+      this.#record(
+        "Delayed",
+        msg,
+        msg.recipients.map((r) => r.email),
+        internalResponse(
+          400,
+          `Context: ${context}. Next due in ${humanDuration(delayMs)} at ${
+            new Date(due).toISOString()
+          }`,
+        ),
+        {},
+      ),
+      msg,
+    );
+    if (q) {
+      q.schedule(msg);
+      return;
+    }
+    this.#track(
+      this.#queueFor(msg.queueName()).then((sq) => sq.schedule(msg)).catch((e) =>
+        diag.error("kumod::queue", `Cannot re-queue message "${msg.id}": ${e}`)
+      ),
+    );
+  }
+
+  /**
+   * The MailExchanger of a routing domain, memoised so that promotion does
+   * not rebuild it per message: an `mx_list` for as long as the queue config
+   * object is the same; DNS results for 1 s (the resolver caches the
+   * records themselves for their TTL).
+   */
+  async #mailExchanger(cfg: QueueConfig, routing: string): Promise<MailExchanger> {
+    if (cfg.protocol.kind !== "smtp") throw new Error("not an smtp queue");
+    const now = Date.now();
+    const hit = this.#mxCache.get(routing);
+    if (hit && hit.cfg === cfg && hit.expires > now) return hit.mx;
+    const list = cfg.protocol.mxList.length > 0;
+    const mx = list
+      ? resolveMxList(cfg.protocol.mxList)
+      : await resolveMailExchanger(routing, this.#o.resolver);
+    if (this.#mxCache.size > 10_000) this.#mxCache.clear();
+    this.#mxCache.set(routing, { cfg, mx, expires: list ? Infinity : now + 1000 });
+    return mx;
   }
 
   // ---- outcomes ----
@@ -342,6 +564,11 @@ export class QueueManager implements QueueHandoff {
   }
 
   #log(rec: LogRecord, msg: Message): void {
+    const counter = outcomeCounter(rec.type); // [http] metrics
+    if (counter !== undefined) {
+      counter.labels("smtp_client").inc();
+      if (rec.site !== "") counter.labels(`smtp_client:${rec.site}`).inc();
+    }
     this.#o.logs.submit(rec, {
       meta: msg.meta,
       getAllHeaders: () => (msg.data ? msg.getAllHeaders() : []),
@@ -390,7 +617,7 @@ export class QueueManager implements QueueHandoff {
 
   /** A transient failure decided inside the queue stage (no connection). */
   #transientInternal(
-    q: ScheduledQueue,
+    q: ScheduledQueue | undefined,
     msg: Message,
     response: ResponseRecord,
     x: RecordExtra,
@@ -416,35 +643,7 @@ export class QueueManager implements QueueHandoff {
       return;
     }
     const before = msg.queueName();
-    const engine = this.#o.engine;
-    if (engine.hasHandler("requeue_message")) {
-      try {
-        await engine.callOrThrow("requeue_message", "msbbs", [
-          msg,
-          responseLine(response),
-          [],
-          true,
-          null,
-        ]);
-      } catch (e) {
-        diag.error("kumod::queue", `Error in requeue_message for "${msg.id}": ${e}`);
-        this.#log(
-          this.#record(
-            "Bounce",
-            msg,
-            msg.recipients.map((r) => r.email),
-            internalResponse(
-              550,
-              `5.4.0 KumoMTA internal: requeue_message failed: ${(e as Error).message}`,
-            ),
-            x,
-          ),
-          msg,
-        );
-        await this.#finish(msg);
-        return;
-      }
-    }
+    if (!(await this.#requeueHook(msg, response, ["TransientFailure"], true, null, x))) return;
     const after = msg.queueName();
     const sq = q && q.name === after ? q : await this.#queueFor(after);
     const cfg = sq.config;
@@ -487,8 +686,13 @@ export class QueueManager implements QueueHandoff {
   }
 
   async #persistMeta(msg: Message): Promise<void> {
-    if (!msg.metaDirty) return;
+    if (!msg.metaDirty && !msg.dataDirty) return;
     try {
+      // deferred_spool: the data was never written; it must be before the meta (§3.1).
+      if (msg.dataDirty && msg.data !== null) {
+        await this.#o.spools.data.store(msg.id, msg.data, { sync: false });
+        msg.dataDirty = false;
+      }
       await this.#o.spools.meta.store(msg.id, msg.metaBytes(), { sync: false });
       msg.metaDirty = false;
     } catch (e) {
@@ -534,6 +738,7 @@ export class QueueManager implements QueueHandoff {
         if (engine.hasHandler("spool_message_enumerated")) {
           await engine.callOrThrow("spool_message_enumerated", "m", [msg]);
         }
+        if (this.#internal(msg)) continue; // [http]
         const q = await this.#queueFor(msg.queueName());
         const cfg = q.config;
         const age = Date.now() - msg.createdMs;
@@ -572,6 +777,7 @@ export class QueueManager implements QueueHandoff {
   /** Stop timers and dispatchers; everything undelivered stays in the spool. */
   async shutdown(): Promise<void> {
     this.#stopping = true;
+    if (this.#reaper !== undefined) clearInterval(this.#reaper);
     const left: Message[] = [];
     for (const q of this.#scheduled.values()) left.push(...q.stop());
     const stopped = await Promise.all([...this.#ready.values()].map((rq) => rq.stop()));

@@ -34,6 +34,8 @@ export class ScheduledQueue {
   rrPool: string | undefined;
   /** `max_message_rate` of the queue config. */
   throttle: Throttle | null = null;
+  /** [admin] When a message was last added or taken out (inspect-sched-q). */
+  lastChanged = Date.now();
   #heap: Message[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
@@ -61,6 +63,7 @@ export class ScheduledQueue {
   schedule(msg: Message): void {
     if (this.#stopped) return;
     const h = this.#heap;
+    this.lastChanged = Date.now();
     h.push(msg);
     let i = h.length - 1;
     while (i > 0) {
@@ -110,6 +113,22 @@ export class ScheduledQueue {
       this.#onDue(this.#pop()!);
     }
     this.#arm();
+  }
+
+  /** [admin] Up to `limit` waiting messages, in no particular order (inspection). */
+  messages(limit = Infinity): Message[] {
+    return this.#heap.slice(0, Math.min(limit, this.#heap.length));
+  }
+
+  /** [admin] Take out every waiting message for which `pred` holds (bounce, rebind). */
+  removeWhere(pred: (msg: Message) => boolean): Message[] {
+    const out: Message[] = [];
+    const keep: Message[] = [];
+    for (const m of this.#heap) (pred(m) ? out : keep).push(m);
+    if (out.length === 0) return out;
+    this.#heap = keep.sort((a, b) => a.due - b.due); // a sorted array is a valid heap
+    this.lastChanged = Date.now();
+    return out;
   }
 
   /** Stop the timer; returns the messages still waiting. */

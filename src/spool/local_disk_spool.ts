@@ -93,8 +93,16 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Take `<path>/lock` for this process, or throw SpoolLockedError. */
-async function acquireLock(path: string): Promise<string> {
+/**
+ * Take `<path>/lock` for this process, or throw SpoolLockedError. Shared with
+ * the log-structured backend.
+ *
+ * @example
+ * ```ts
+ * const lockPath = await acquireLock("/var/spool/kumo/data");
+ * ```
+ */
+export async function acquireLock(path: string): Promise<string> {
   const lockPath = `${path}/lock`;
   const tmp = `${path}/lock.${process.pid}.${crypto.randomUUID()}`;
   await fsp.writeFile(tmp, `${process.pid}\n`);

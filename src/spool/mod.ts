@@ -5,20 +5,22 @@
  * `init` and before reception is allowed; the queue layer then writes every
  * accepted message through the returned {@linkcode Spool}.
  *
- * Both kinds are backed by {@linkcode LocalDiskSpool}: `'RocksDB'` is accepted
- * for configuration compatibility with KumoMTA (lua-api.md §5.3 allows a clone
- * to map both kinds to its own store) and stored in the same one-file-per-record
- * layout, with group-commit fsync providing the throughput RocksDB gives
- * upstream. `rocks_params` are therefore ignored by the caller.
+ * `'LocalDisk'` is {@linkcode LocalDiskSpool} (upstream's one-file-per-record
+ * layout). `'RocksDB'` — upstream's high-throughput option — is
+ * {@linkcode LogSpool}, kumo-edge's own append-only segment log (not RocksDB;
+ * lua-api.md §5.3 allows a clone to map the kind to its own store): one write
+ * and one fdatasync per group commit. `rocks_params` are ignored by the caller.
  *
  * @module
  */
 
 import { ConfigError } from "../util/config_error.ts";
 import { LocalDiskSpool } from "./local_disk_spool.ts";
+import { LogSpool } from "./log_spool.ts";
 import type { Spool } from "./spool.ts";
 
 export { LocalDiskSpool, type LocalDiskSpoolOptions } from "./local_disk_spool.ts";
+export { LogSpool, type LogSpoolOptions } from "./log_spool.ts";
 export { GroupCommit, type GroupCommitOptions } from "./group_commit.ts";
 export {
   InvalidSpoolIdError,
@@ -66,5 +68,6 @@ export async function openSpool(def: SpoolDefinition): Promise<Spool> {
   if (typeof def.path !== "string" || def.path === "") {
     throw new ConfigError(`invalid spool path for spool "${def.name}": empty`, { key: "path" });
   }
+  if (kind === "RocksDB") return await LogSpool.open(def.path, { flush: def.flush ?? false });
   return await LocalDiskSpool.open(def.path, { flush: def.flush ?? false });
 }

@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "../util/config_error.ts";
 import { newSpoolId } from "../message/spool_id.ts";
-import { LocalDiskSpool, openSpool } from "./mod.ts";
+import { LocalDiskSpool, LogSpool, openSpool } from "./mod.ts";
 
-Deno.test("openSpool() opens both kinds as LocalDiskSpool", async () => {
+Deno.test("openSpool() opens LocalDisk as LocalDiskSpool and RocksDB as LogSpool", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kumo-spool-" });
   try {
     for (const kind of ["LocalDisk", "RocksDB"] as const) {
       const spool = await openSpool({ name: "data", path: `${dir}/${kind}`, kind, flush: true });
-      assert.ok(spool instanceof LocalDiskSpool);
+      assert.ok(spool instanceof (kind === "LocalDisk" ? LocalDiskSpool : LogSpool));
       const id = newSpoolId();
       await spool.store(id, new Uint8Array([1, 2, 3]), { sync: false });
       assert.deepEqual(await spool.load(id), new Uint8Array([1, 2, 3]));

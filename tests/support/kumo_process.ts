@@ -69,7 +69,9 @@ export async function startKumo(
   const deadline = Date.now() + timeoutMs;
   while (!text.includes("initialization complete")) {
     if (Date.now() > deadline) {
-      child.kill("SIGKILL");
+      try {
+        child.kill("SIGKILL");
+      } catch { /* it exited early: the error below shows why */ }
       await child.status;
       throw new Error(`kumo did not start:\n${text}`);
     }

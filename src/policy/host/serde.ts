@@ -64,8 +64,9 @@ export function tomlParseText(text: string, origin = "TOML text"): unknown {
   try {
     return tomlParse(text);
   } catch (e) {
-    const err = e as Error & { line?: number };
-    throw new ConfigError(`Cannot parse ${origin}: ${err.message}`, {
+    const err = e as Error & { line?: number; column?: number };
+    const at = err.line ? ` at line ${err.line}, column ${err.column ?? 1}` : "";
+    throw new ConfigError(`Cannot parse ${origin}${at}: ${err.message}`, {
       file: origin,
       line: err.line,
     });

@@ -57,6 +57,15 @@ export interface SmtpClientPlan {
   enableRset: boolean;
   ignore8bit: boolean;
   timeouts: ClientTimeouts;
+  /** Client `AUTH PLAIN` after EHLO/STARTTLS (§5.1 step 6). */
+  auth?: {
+    username: string;
+    password: string;
+    allowWithoutTls: boolean;
+    allowWithoutValidCertificate: boolean;
+  };
+  /** Response timeout of AUTH, ms. @default 60_000 */
+  authTimeout?: number;
 }
 
 /** A reply (or an internal stand-in) for one recipient. */
@@ -77,7 +86,10 @@ export interface OutboundMessage {
 }
 
 /** A failure before the session was usable (steps 2–6 of §5.1). */
-export class ConnectError extends Error {}
+export class ConnectError extends Error {
+  /** The TLS handshake itself failed (not a refusal or a missing STARTTLS). */
+  tlsHandshakeFailed = false;
+}
 
 /** The connection broke (I/O error, timeout, 421) while sending. */
 export class TransportError extends Error {
@@ -154,6 +166,8 @@ export class SmtpClient {
   localAddress = "";
   /** TLS details once STARTTLS succeeded. */
   tlsInfo: { cipher: string; protocol: string; peerSubject?: string[] } | null = null;
+  /** Whether the peer certificate validated (false for insecure modes that did not). */
+  tlsValid = false;
   /** Messages sent on this connection. */
   delivered = 0;
 
@@ -220,6 +234,7 @@ export class SmtpClient {
       }
       await client.#ehlo();
       await client.#maybeStartTls();
+      if (plan.auth) await client.#authPlain(plan.auth);
       return client;
     } catch (e) {
       client.close();
@@ -344,10 +359,13 @@ export class SmtpClient {
       s.once("error", (e) => {
         clearTimeout(timer);
         s.destroy();
-        reject(new ConnectError(`TLS handshake with ${this.plan.addr} failed: ${e.message}`));
+        const err = new ConnectError(`TLS handshake with ${this.plan.addr} failed: ${e.message}`);
+        err.tlsHandshakeFailed = true;
+        reject(err);
       });
     });
     secure.setNoDelay(true);
+    this.tlsValid = secure.authorized;
     this.#sock = secure;
     this.#parser = new ReplyParser();
     this.#attach(secure);
@@ -363,16 +381,52 @@ export class SmtpClient {
     await this.#ehlo();
   }
 
+  async #authPlain(auth: NonNullable<SmtpClientPlan["auth"]>): Promise<void> {
+    if (!this.tlsInfo && !auth.allowWithoutTls) {
+      throw new ConnectError(
+        `Cannot AUTH PLAIN to ${this.plan.addr}: the connection is not protected by TLS`,
+      );
+    }
+    if (this.tlsInfo && !this.tlsValid && !auth.allowWithoutValidCertificate) {
+      throw new ConnectError(
+        `Cannot AUTH PLAIN to ${this.plan.addr}: the certificate of the server is not valid`,
+      );
+    }
+    const token = btoa(
+      String.fromCharCode(...new TextEncoder().encode(`\0${auth.username}\0${auth.password}`)),
+    );
+    this.#write(`AUTH PLAIN ${token}\r\n`);
+    const r = await this.#read(this.plan.authTimeout ?? 60_000, "AUTH");
+    if (r.code !== 235) {
+      throw new ConnectError(`AUTH PLAIN rejected by ${this.plan.addr}: ${r.code} ${r.text}`);
+    }
+  }
+
   /**
    * Send one message (in batches of `maxRecipientsPerBatch`); one response
    * per recipient, in order.
    * @throws {TransportError} when the connection broke; it is then closed.
    */
   async send(msg: OutboundMessage, maxRecipientsPerBatch = 100): Promise<ClientResponse[]> {
-    const out: ClientResponse[] = [];
-    for (let i = 0; i < msg.recipients.length; i += maxRecipientsPerBatch) {
-      const batch = msg.recipients.slice(i, i + maxRecipientsPerBatch);
-      out.push(...await this.#transaction(msg.sender, batch, msg.data));
+    const out: ClientResponse[] = new Array(msg.recipients.length);
+    // Indices still to send; "too many recipients" replies put theirs back
+    // for an immediate new transaction on this connection (§5.3).
+    let todo = msg.recipients.map((_, i) => i);
+    for (let round = 0; todo.length > 0 && round < msg.recipients.length + 1; round++) {
+      const again: number[] = [];
+      for (let i = 0; i < todo.length; i += maxRecipientsPerBatch) {
+        const idx = todo.slice(i, i + maxRecipientsPerBatch);
+        const replies = await this.#transaction(
+          msg.sender,
+          idx.map((j) => msg.recipients[j]),
+          msg.data,
+        );
+        for (let k = 0; k < idx.length; k++) {
+          if (k > 0 && isTooManyRecipients(replies[k]) && !this.closed) again.push(idx[k]);
+          else out[idx[k]] = replies[k];
+        }
+      }
+      todo = again;
     }
     this.delivered++;
     return out;
@@ -411,7 +465,9 @@ export class SmtpClient {
       params += " SMTPUTF8";
     }
 
-    if (this.#transactions > 0 && (this.#lastFailed || this.plan.enableRset)) {
+    const rset = this.#transactions > 0 && (this.#lastFailed || this.plan.enableRset);
+    const pipelining = this.plan.enablePipelining && ext.has("PIPELINING");
+    if (rset && !pipelining) {
       this.#write("RSET\r\n");
       const r = await this.#read(t.rset, "RSET");
       if (r.code !== 250) throw new TransportError(`RSET failed: ${r.code} ${r.text}`);
@@ -421,12 +477,20 @@ export class SmtpClient {
 
     const mailCmd = `MAIL FROM:<${sender}>${params}\r\n`;
     const rcptCmds = rcpts.map((r) => `RCPT TO:<${r}>\r\n`);
-    const pipelining = this.plan.enablePipelining && ext.has("PIPELINING");
     let mail: SmtpReply;
     const rcptReplies: SmtpReply[] = [];
     let dataReply: SmtpReply | null = null;
     if (pipelining) {
-      this.#write(mailCmd + rcptCmds.join("") + "DATA\r\n");
+      // RSET may lead a pipelined group (RFC 2920 §3.1): one write, one round trip.
+      this.#write((rset ? "RSET\r\n" : "") + mailCmd + rcptCmds.join("") + "DATA\r\n");
+      if (rset) {
+        const r = await this.#read(t.rset, "RSET");
+        if (r.code !== 250) {
+          this.#error ??= new Error(`RSET failed: ${r.code} ${r.text}`);
+          this.#sock.destroy();
+          throw new TransportError(`RSET failed: ${r.code} ${r.text}`);
+        }
+      }
       mail = await this.#read(t.mailFrom, "MAIL FROM");
       for (let i = 0; i < rcpts.length; i++) {
         rcptReplies.push(await this.#read(t.rcptTo, "RCPT TO"));
@@ -487,6 +551,17 @@ export class SmtpClient {
       try {
         this.#write("QUIT\r\n");
         await this.#read(this.plan.timeouts.idle, "QUIT");
+        // Half-close and wait (briefly) for the peer's FIN, so the connection
+        // is really gone before a dispatcher opens the next one.
+        const sock = this.#sock;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 1000);
+          sock.once("close", () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          sock.end();
+        });
       } catch { /* closing anyway */ }
     }
     this.close();
@@ -504,6 +579,18 @@ export class SmtpClient {
       w(this.#error);
     }
   }
+}
+
+/**
+ * RCPT reply meaning "too many recipients": 452/552 without an enhanced
+ * code, or enhanced 4.5.3 (only for a non-first recipient of a batch).
+ */
+export function isTooManyRecipients(r: ClientResponse): boolean {
+  if (r.command === null || !r.command.startsWith("RCPT")) return false;
+  if (r.enhanced) {
+    return r.enhanced.class === 4 && r.enhanced.subject === 5 && r.enhanced.detail === 3;
+  }
+  return r.code === 452 || r.code === 552;
 }
 
 /** What a reply means for a recipient (§5.3). */

@@ -123,3 +123,60 @@ Deno.test("SmtpClient.connect() fails on a closed port", async () => {
   await sink.close();
   await assert.rejects(() => SmtpClient.connect(plan(port)), ConnectError);
 });
+
+Deno.test("SmtpClient AUTH PLAIN: refused without TLS unless allowed, then sent", async () => {
+  // A minimal server that offers AUTH PLAIN and checks the token.
+  const net = await import("node:net");
+  const seen: string[] = [];
+  const srv = net.createServer((s) => {
+    s.write("220 auth.test ESMTP\r\n");
+    let buf = "";
+    s.on("data", (d) => {
+      buf += d.toString();
+      let i;
+      while ((i = buf.indexOf("\r\n")) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        seen.push(line);
+        if (line.startsWith("EHLO")) s.write("250-auth.test\r\n250 AUTH PLAIN\r\n");
+        else if (line.startsWith("AUTH PLAIN ")) {
+          const ok = atob(line.slice(11)) === "\0user\0secret";
+          s.write(ok ? "235 2.7.0 ok\r\n" : "535 5.7.8 bad\r\n");
+        } else if (line === "QUIT") s.end("221 bye\r\n");
+      }
+    });
+    s.on("error", () => {});
+  });
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const port = (srv.address() as { port: number }).port;
+  try {
+    const auth = {
+      username: "user",
+      password: "secret",
+      allowWithoutTls: false,
+      allowWithoutValidCertificate: false,
+    };
+    await assert.rejects(
+      () => SmtpClient.connect(plan(port, { enableTls: "Disabled", auth })),
+      /not protected by TLS/,
+    );
+    assert.ok(!seen.some((l) => l.startsWith("AUTH")), "no credentials in clear text");
+    const c = await SmtpClient.connect(
+      plan(port, { enableTls: "Disabled", auth: { ...auth, allowWithoutTls: true } }),
+    );
+    await c.quit();
+    assert.ok(seen.includes(`AUTH PLAIN ${btoa("\0user\0secret")}`));
+    await assert.rejects(
+      () =>
+        SmtpClient.connect(
+          plan(port, {
+            enableTls: "Disabled",
+            auth: { ...auth, password: "wrong", allowWithoutTls: true },
+          }),
+        ),
+      /AUTH PLAIN rejected .*535/,
+    );
+  } finally {
+    await new Promise((r) => srv.close(r));
+  }
+});

@@ -24,8 +24,10 @@ import { PolicyError } from "../../policy/policy_error.ts";
 import { diag } from "../../log/diag.ts";
 import type { ReceptionServices } from "./reception_services.ts";
 import { decideRelay, type ListenerDomainCache } from "./relay.ts";
-import { messageLogContext, receptionRecord, type SessionLogInfo } from "./reception_log.ts";
+import type { SessionLogInfo } from "./reception_log.ts";
 import { receivedHeaderValue, supplementalHeaderValue } from "./trace_headers.ts";
+import { classifyReport, logReceived, type ReportVerdict } from "./report_handling.ts";
+import { kumoMetrics } from "../../metrics/kumo_metrics.ts";
 
 /** A reply as code + wire text (enhanced code, if any, at the start of `text`). */
 export interface PhaseReply {
@@ -137,7 +139,7 @@ async function process(
 
   // Step 5: supplemental header, relay decision, queue name.
   state.stage = "resolve";
-  const accepted: { msg: Message; queue: string }[] = [];
+  const accepted: { msg: Message; queue: string; report: ReportVerdict | null }[] = [];
   let relayable = 0;
   for (const msg of messages) {
     if (msg.recipients.length === 0) continue;
@@ -160,7 +162,11 @@ async function process(
       first.domain,
       input.relayCache,
     );
-    if (!verdict.relay) continue; // OOB/ARF reports are handled by the report stage (§10)
+    // §10: a report to a log_oob/log_arf domain is logged (and relayed or consumed).
+    const report = verdict.reportDomain
+      ? await classifyReport(msg, await input.relayCache.get(first.domain))
+      : null;
+    if (!verdict.relay && report === null) continue;
     relayable++;
     let queue: string;
     try {
@@ -168,7 +174,7 @@ async function process(
     } catch (e) {
       throw new PolicyError(`Cannot compute queue name: ${(e as Error).message}`);
     }
-    accepted.push({ msg, queue });
+    accepted.push({ msg, queue, report });
   }
   if (relayable === 0 && messages.length > 0) {
     return { code: 550, text: "5.7.1 relaying not permitted" };
@@ -181,7 +187,9 @@ async function process(
   state.stage = "spool";
   const spools = services.spools;
   if (spools === null) return { code: 451, text: "4.4.5 spool write timed out" };
-  const toQueue = accepted.filter((a) => a.queue !== "null");
+  const toQueue = accepted.filter((a) =>
+    a.queue !== "null" && a.report?.disposition !== "LogThenDrop"
+  );
   if (!params.deferredSpool) {
     await Promise.all(toQueue.map(({ msg }) =>
       Promise.all([
@@ -199,8 +207,9 @@ async function process(
 
   // Log Reception, then hand over to the queue (the `null` queue is dropped).
   state.stage = "insert";
-  for (const { msg, queue } of accepted) {
-    services.logs.submit(receptionRecord(input.log, msg, queue), messageLogContext(msg));
+  for (const { msg, queue, report } of accepted) {
+    logReceived(services.logs, input.log, msg, queue, report);
+    kumoMetrics.totalMessagesReceived.labels("esmtp_listener").inc();
   }
   const results = await Promise.allSettled(toQueue.map(({ msg }) => services.handoff.insert(msg)));
   let failed = 0;

@@ -20,6 +20,7 @@ import { diag } from "../../log/diag.ts";
 import type { ReceptionServices } from "./reception_services.ts";
 import { SmtpSession } from "./session.ts";
 import { serverSecureContext } from "./tls_material.ts";
+import { kumoMetrics } from "../../metrics/kumo_metrics.ts";
 
 /** Split `"ip:port"` / `"[v6]:port"`. */
 export function parseListenAddress(listen: string): { host: string; port: number } {
@@ -118,7 +119,13 @@ export class EsmtpListener {
     }
     const session = new SmtpSession(sock, this.config, this.#services, ends);
     this.#sessions.add(session);
-    void session.closed.then(() => this.#sessions.delete(session));
+    kumoMetrics.totalConnectionCount.labels("esmtp_listener").inc();
+    const open = kumoMetrics.connectionCount.labels("esmtp_listener");
+    open.inc();
+    void session.closed.then(() => {
+      open.dec();
+      this.#sessions.delete(session);
+    });
     session.start().catch((e) => {
       diag.error("kumod::smtp_server", `session start failed: ${e}`);
       session.destroy();

@@ -36,4 +36,6 @@ export interface ReceptionServices {
   nodeId: string;
   /** Set when shutdown begins: new connections and idle sessions get `421 4.3.2 … shutting down`. */
   shuttingDown: boolean;
+  /** True while a spool's filesystem is below its `min_free_space`/`min_free_inodes` floor. */
+  diskTooFull?: () => boolean;
 }

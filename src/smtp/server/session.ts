@@ -15,6 +15,7 @@
  * @module
  */
 
+import { isIP } from "node:net";
 import type net from "node:net";
 import type tls from "node:tls";
 import { LineReader, type ReaderEvent } from "../protocol/line_reader.ts";
@@ -37,6 +38,7 @@ import { runDataPhase } from "./data_phase.ts";
 import { upgradeToTls } from "./starttls.ts";
 import { serverSecureContext } from "./tls_material.ts";
 import { AUTH_REPLIES, authVerdict, decodePlain, unsupportedMechanism } from "./auth.ts";
+import { parseProxyHeader, PROXY_HEADER_MAX } from "./proxy_header.ts";
 
 /**
  * Session states, in the order a session moves through them:
@@ -57,6 +59,13 @@ export interface SessionEndpoints {
 /** Buffered input above which the socket is paused while a command runs. */
 const PAUSE_BYTES = 1 << 20;
 
+/**
+ * Protocol errors (500–504 replies) a session may cause before it is told
+ * `421 4.7.0 <host> too many errors` and closed (Postfix's
+ * `smtpd_hard_error_limit` default; KumoMTA has no such knob).
+ */
+export const MAX_PROTOCOL_ERRORS = 20;
+
 type Handler = (s: SmtpSession, cmd: Command, line: string) => Promise<void> | void;
 
 function hostPort(ip: string, port: number): string {
@@ -75,7 +84,7 @@ function hostPort(ip: string, port: number): string {
 export class SmtpSession {
   readonly #services: ReceptionServices;
   readonly #listener: EsmtpListenerConfig;
-  readonly #ends: SessionEndpoints;
+  #ends: SessionEndpoints;
   #socket: net.Socket | tls.TLSSocket;
   #params: EsmtpListenerParams;
   #reader!: LineReader;
@@ -93,6 +102,10 @@ export class SmtpSession {
   #rcptCount = 0;
   /** Command line the next reply answers (`"DATA"` at end of data, null at banner). */
   #command: string | null = null;
+  /** 500–504 replies so far (MAX_PROTOCOL_ERRORS). */
+  #protocolErrors = 0;
+  /** Bytes that arrived after a PROXY header, before the reader existed. */
+  #earlyInput: Uint8Array | null = null;
 
   #out = "";
   #running = false;
@@ -134,8 +147,7 @@ export class SmtpSession {
       sessionId: crypto.randomUUID(),
       nodeId: services.nodeId,
     };
-    socket.setNoDelay(true);
-    socket.on("close", () => this.#onClose());
+    socket.on("close", () => this.#onClose()); // TCP_NODELAY: set by the listener
     socket.on("error", () => {});
   }
 
@@ -151,20 +163,14 @@ export class SmtpSession {
       if (this.#services.shuttingDown) {
         return this.#early(`4.3.2 ${this.hostname} shutting down`);
       }
+      if (this.#services.diskTooFull?.()) {
+        return this.#early(`4.3.2 ${this.hostname} disk is too full. Try later`);
+      }
       if (this.#services.spools === null) {
         return this.#early(`4.3.2 ${this.hostname} waiting for spool startup. Try again soon!`);
       }
-      if (engine.hasHandler("smtp_server_get_dynamic_parameters")) {
-        const v = await engine.callOrThrow("smtp_server_get_dynamic_parameters", "sc", [
-          this.#conn.values.received_via,
-          this.#conn,
-        ]);
-        if (v !== undefined && v !== null) {
-          this.#params = mergeDynamicParams(this.#params, v);
-          for (const [k, val] of Object.entries(this.#params.meta)) this.#conn.set(k, val);
-          this.#conn.set("hostname", this.#params.hostname);
-        }
-      }
+      if (this.#params.requireProxyProtocol && !(await this.#readProxyHeader())) return;
+      await this.#dynamicParams();
       if (engine.hasHandler("smtp_server_connection_accepted")) {
         await engine.callOrThrow("smtp_server_connection_accepted", "c", [this.#conn]);
       }
@@ -182,11 +188,104 @@ export class SmtpSession {
       maxMessageSize: this.#params.maxMessageSize,
       invalidLineEndings: this.#params.invalidLineEndings,
     });
+    if (this.#earlyInput !== null) this.#reader.push(this.#earlyInput);
     this.state = "ready";
     await this.#reply(220, `${this.hostname} ${this.#params.banner}`);
     this.#flush();
     this.#attach(this.#socket);
     this.#armIdleTimer();
+    if (this.#earlyInput !== null) {
+      this.#earlyInput = null;
+      void this.#pump();
+    }
+  }
+
+  /** Lua `smtp_server_get_dynamic_parameters`: merge its table into the params. */
+  async #dynamicParams(): Promise<void> {
+    const engine = this.#services.engine;
+    if (!engine.hasHandler("smtp_server_get_dynamic_parameters")) return;
+    const v = await engine.callOrThrow("smtp_server_get_dynamic_parameters", "sc", [
+      this.#conn.values.received_via,
+      this.#conn,
+    ]);
+    if (v !== undefined && v !== null) {
+      this.#params = mergeDynamicParams(this.#params, v);
+      for (const [k, val] of Object.entries(this.#params.meta)) this.#conn.set(k, val);
+      this.#conn.set("hostname", this.#params.hostname);
+    }
+  }
+
+  /**
+   * The client is really `ends` (PROXY header or XCLIENT): re-resolve the
+   * `peer`/`via` params and the address keys of conn meta, logs and relay checks.
+   */
+  #rebind(ends: SessionEndpoints): void {
+    this.#ends = ends;
+    this.#params = resolveListenerParams(this.#listener, ends.peerIp, ends.localIp);
+    for (const [k, val] of Object.entries(this.#params.meta)) this.#conn.set(k, val);
+    this.#conn.set("received_from", hostPort(ends.peerIp, ends.peerPort));
+    this.#conn.set("received_via", hostPort(ends.localIp, ends.localPort));
+    this.#conn.set("hostname", this.#params.hostname);
+    this.#relayCache = new ListenerDomainCache(
+      this.#services.engine,
+      this.#conn.values.received_via as string,
+      this.#conn,
+    );
+    this.#log.peerIp = ends.peerIp;
+  }
+
+  /**
+   * `require_proxy_protocol`: read a HAProxy v1/v2 header before the banner.
+   * A missing or malformed header (or none within `client_timeout`) closes
+   * the connection without a reply. Resolves true when the session goes on.
+   */
+  #readProxyHeader(): Promise<boolean> {
+    const sock = this.#socket;
+    return new Promise((resolve) => {
+      let buf = new Uint8Array(0);
+      const finish = (ok: boolean, why?: string) => {
+        clearTimeout(timer);
+        sock.off("data", onData);
+        sock.off("close", onClose);
+        sock.pause();
+        if (!ok) {
+          diag.info("kumod::smtp_server", `PROXY header from ${this.#ends.peerIp}: ${why}`);
+          this.state = "closed";
+          sock.destroy();
+        }
+        resolve(ok);
+      };
+      const onData = (chunk: Uint8Array) => {
+        const next = new Uint8Array(buf.length + chunk.length);
+        next.set(buf);
+        next.set(chunk, buf.length);
+        buf = next;
+        const r = parseProxyHeader(buf);
+        if (r.kind === "incomplete") {
+          if (buf.length > PROXY_HEADER_MAX) finish(false, "header too long");
+          return;
+        }
+        if (r.kind === "error") return finish(false, r.message);
+        if (r.source && r.dest) {
+          this.#rebind({
+            peerIp: r.source.ip,
+            peerPort: r.source.port,
+            localIp: r.dest.ip,
+            localPort: r.dest.port,
+          });
+        }
+        if (r.consumed < buf.length) this.#earlyInput = buf.slice(r.consumed);
+        finish(true);
+      };
+      const onClose = () => finish(false, "closed before the header");
+      const timer = setTimeout(
+        () => finish(false, "no header within client_timeout"),
+        this.#params.clientTimeout,
+      );
+      sock.on("data", onData);
+      sock.on("close", onClose);
+      sock.resume();
+    });
   }
 
   /** A 421 before the banner, then close (not logged: `4.3.2`). */
@@ -334,6 +433,10 @@ export class SmtpSession {
     }
     this.#out += formatReply(code, text);
     if (code === 421) this.#close();
+    else if (code >= 500 && code <= 504 && ++this.#protocolErrors >= MAX_PROTOCOL_ERRORS) {
+      this.#command = null;
+      await this.#reply(421, `4.7.0 ${this.hostname} too many errors`);
+    }
   }
 
   /** Write queued replies in one socket write. */
@@ -575,11 +678,52 @@ export class SmtpSession {
     await this.#reply(502, "5.5.1 Command unimplemented");
   }
 
-  /** @internal XCLIENT (only the refusal is implemented) */
-  async xclient(): Promise<void> {
+  /**
+   * @internal XCLIENT ADDR PORT DESTADDR DESTPORT (Postfix XCLIENT_README):
+   * the session continues as if the client had connected from ADDR:PORT to
+   * DESTADDR:DESTPORT — params, conn meta and relay checks are re-resolved,
+   * EHLO is forgotten and the banner is sent again.
+   */
+  async xclient(cmd: Command & { verb: "XCLIENT" }): Promise<void> {
     if (!this.#params.allowXclient) return await this.#reply(550, "insufficient authorization");
     if (this.#sender !== null) return await this.#reply(503, "mail transaction in progress");
-    await this.#reply(502, "5.5.1 Command unimplemented");
+    const ends = { ...this.#ends };
+    for (const [name, raw] of cmd.attributes) {
+      const value = raw.toUpperCase() === "[UNAVAILABLE]" || raw.toUpperCase() === "[TEMPUNAVAIL]"
+        ? null
+        : raw;
+      switch (name) {
+        case "ADDR":
+        case "DESTADDR": {
+          if (value === null) break;
+          const ip = value.replace(/^IPV6:/i, "").toLowerCase();
+          if (!isIP(ip)) return await this.#reply(501, `5.5.4 Bad XCLIENT ${name} value: ${raw}`);
+          if (name === "ADDR") ends.peerIp = ip;
+          else ends.localIp = ip;
+          break;
+        }
+        case "PORT":
+        case "DESTPORT": {
+          if (value === null) break;
+          const port = Number(value);
+          if (!/^[0-9]{1,5}$/.test(value) || port > 65535) {
+            return await this.#reply(501, `5.5.4 Bad XCLIENT ${name} value: ${raw}`);
+          }
+          if (name === "PORT") ends.peerPort = port;
+          else ends.localPort = port;
+          break;
+        }
+        default:
+          return await this.#reply(501, `5.5.4 Bad XCLIENT attribute name: ${name}`);
+      }
+    }
+    this.#rebind(ends);
+    await this.#dynamicParams();
+    this.#ehlo = "";
+    this.#log.ehlo = "";
+    this.#conn.set("ehlo_domain", null);
+    this.#resetTransaction();
+    await this.#reply(220, `${this.hostname} ${this.#params.banner}`);
   }
 
   /** @internal STARTTLS (RFC 3207) */
@@ -718,7 +862,7 @@ const HANDLERS: Partial<Record<Command["verb"], Handler>> = {
   QUIT: (s) => s.quit(),
   STARTTLS: (s) => s.starttls(),
   AUTH: (s, c) => s.auth(c as Command & { verb: "AUTH" }),
-  XCLIENT: (s) => s.xclient(),
+  XCLIENT: (s, c) => s.xclient(c as Command & { verb: "XCLIENT" }),
   LHLO: notImplemented,
   VRFY: notImplemented,
   EXPN: notImplemented,

@@ -1,0 +1,96 @@
+/**
+ * Test support for the HTTP scenarios: the real program with an ESMTP and an
+ * HTTP listener, a loopback DNS server and an SMTP sink, so injected mail
+ * can be followed to the sink. Loopback only; every wait is bounded.
+ *
+ * @module
+ */
+
+import { type DnsServer, startDnsServer } from "./dns_server.ts";
+import { type SmtpSink, startSmtpSink } from "./smtp_sink.ts";
+import { type KumoProcess, startKumo } from "./kumo_process.ts";
+
+/** A running program with its peers. */
+export interface HttpRig extends AsyncDisposable {
+  kumo: KumoProcess;
+  dns: DnsServer;
+  sink: SmtpSink;
+  dir: string;
+  /** `http://127.0.0.1:PORT` of the HTTP listener. */
+  base: string;
+}
+
+/** Options of {@link startHttpRig}. */
+export interface HttpRigOptions {
+  /** Extra keys of `start_http_listener`. */
+  httpExtra?: string;
+  /** Extra Lua at top level. */
+  extra?: string;
+}
+
+/** Start DNS (dest.test → 127.0.0.1 sink), the sink and kumo with an HTTP listener. */
+export async function startHttpRig(opts: HttpRigOptions = {}): Promise<HttpRig> {
+  const dns = await startDnsServer({
+    zones: {
+      "dest.test": { MX: [{ pref: 10, host: "mx.dest.test" }] },
+      "other.test": { MX: [{ pref: 10, host: "mx.dest.test" }] },
+      "mx.dest.test": { A: ["127.0.0.1"] },
+    },
+  });
+  const sink = await startSmtpSink({ addresses: ["127.0.0.1"] });
+  const dir = await Deno.makeTempDir({ prefix: "kumo-http-" });
+  const policy = `local kumo = require 'kumo'
+kumo.on('init', function()
+  kumo.dns.configure_resolver { name_servers = { '${dns.address}' } }
+  kumo.start_esmtp_listener { listen = '127.0.0.1:0', hostname = 'mx.test' }
+  kumo.start_http_listener { listen = '127.0.0.1:0', hostname = 'http.test', ${
+    opts.httpExtra ?? ""
+  } }
+  kumo.define_spool { name = 'data', path = '${dir}/spool/data' }
+  kumo.define_spool { name = 'meta', path = '${dir}/spool/meta' }
+  kumo.configure_local_logs { log_dir = '${dir}/logs', meta = { '*' } }
+end)
+kumo.on('get_queue_config', function() return kumo.make_queue_config { retry_interval = '1s' } end)
+kumo.on('get_egress_path_config', function()
+  return kumo.make_egress_path { smtp_port = ${sink.port}, prohibited_hosts = {}, enable_tls = 'Disabled' }
+end)
+${opts.extra ?? ""}
+`;
+  let kumo: KumoProcess;
+  try {
+    kumo = await startKumo(dir, policy);
+  } catch (e) {
+    await sink.close();
+    await dns[Symbol.asyncDispose]();
+    throw e;
+  }
+  const m = /http listener on 127\.0\.0\.1:(\d+)/.exec(kumo.stderr());
+  if (!m) throw new Error(`no http listener line in:\n${kumo.stderr()}`);
+  return {
+    kumo,
+    dns,
+    sink,
+    dir,
+    base: `http://127.0.0.1:${m[1]}`,
+    [Symbol.asyncDispose]: async () => {
+      await kumo.stop();
+      await sink.close();
+      await dns[Symbol.asyncDispose]();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** POST JSON and return status + text. */
+export async function postJson(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; text: string }> {
+  const r = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+  return { status: r.status, text: await r.text() };
+}
