@@ -22,6 +22,7 @@ import { startServer } from "./server.ts";
 import { checkUser } from "./util/user.ts";
 import { Resolver } from "./dns/resolver.ts";
 import { kcliMain } from "./kcli/mod.ts";
+import type { PolicyRuntime } from "./policy/runtime.ts";
 
 /** Runs the program; resolves to the process exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -72,13 +73,14 @@ export async function main(argv: string[]): Promise<number> {
 
   const serverConfig = newServerConfig();
   const resolver = new Resolver();
+  const runtime: PolicyRuntime = {}; // bound by startServer once the queues run
   let engine: PolicyEngine;
   try {
     engine = await PolicyEngine.load({
       policyPath: opts.policy,
       validating: opts.validate,
       version: VERSION,
-      catalogue: buildCatalogue(() => engine, serverConfig, resolver),
+      catalogue: buildCatalogue(() => engine, serverConfig, resolver, runtime),
     });
   } catch (e) {
     diag.flush();
@@ -142,7 +144,7 @@ export async function main(argv: string[]): Promise<number> {
 
   let server;
   try {
-    server = await startServer(engine, serverConfig, resolver);
+    server = await startServer(engine, serverConfig, resolver, undefined, runtime);
   } catch (e) {
     const cause = (e as Error).message ?? String(e);
     diag.error("kumod", `problem initializing: ${cause}`);

@@ -26,7 +26,12 @@ import type { SpoolConfig } from "./policy/config/spool.ts";
 import type { LocalLogsConfig as PolicyLocalLogs } from "./policy/config/local_logs.ts";
 import { openSpool, type Spool, type SpoolPair } from "./spool/mod.ts";
 import { diskSpaceCheck } from "./spool/disk_space.ts";
-import { LocalLogger, type LocalLogsConfig, LogDispatcher } from "./log/local_logger.ts";
+import {
+  LocalLogger,
+  type LocalLogsConfig,
+  LogDispatcher,
+  type PerRecordConfig,
+} from "./log/local_logger.ts";
 import type { LogRecord } from "./log/record.ts";
 import { diag } from "./log/diag.ts";
 import { Message } from "./message/message.ts";
@@ -39,6 +44,10 @@ import { type RunningHttpListener, startHttpListener } from "./http/http_listene
 import { GENERATOR_QUEUE, runGeneratorMessage } from "./http/inject_v1.ts"; // [http]
 import { metricsRegistry } from "./metrics/kumo_metrics.ts"; // [http]
 import { registerQueueGauges } from "./metrics/queue_gauges.ts"; // [http]
+import type { PolicyRuntime } from "./policy/runtime.ts"; // [lua-runtime]
+import { bindPolicyRuntime } from "./queue/policy_runtime.ts"; // [lua-runtime]
+import { LogHook } from "./log/log_hook.ts"; // [loghook]
+import { parseLogHook } from "./policy/config/log_hook.ts"; // [loghook]
 
 /** A running server. */
 export interface RunningServer {
@@ -92,7 +101,7 @@ function logFilter(engine: PolicyEngine, event: string) {
         ? []
         : [record.recipient],
       meta: ctx.meta,
-      data: null,
+      data: new Uint8Array(0), // no message body: header lookups find nothing
     });
     const r = await engine.call(event, "m", [msg]);
     if (r.kind === "error") throw new Error(r.message);
@@ -107,6 +116,7 @@ export async function startServer(
   cfg: ServerConfig,
   _resolver: Resolver,
   handoff: QueueHandoff = spoolOnlyHandoff,
+  runtime?: PolicyRuntime, // [lua-runtime] kumo.inject_message / kumo.api.admin.*
 ): Promise<RunningServer> {
   if (!cfg.spools.has("data") || !cfg.spools.has("meta")) {
     if (cfg.spools.size === 0) throw new Error("No spools have been defined");
@@ -126,6 +136,38 @@ export async function startServer(
     );
   }
 
+  // [loghook] configure_log_hook: records → should_enqueue_log_record → spool + queue (logs §6).
+  let queues: QueueManager | null = null; // [deliver] created once the spools are open
+  let unbindRuntime = () => {}; // [lua-runtime]
+  for (const raw of cfg.logHooks) {
+    const h = parseLogHook(raw);
+    const perRecord: Record<string, PerRecordConfig | undefined> = { ...h.perRecord };
+    logs.add(
+      new LogHook({ ...h, perRecord }, {
+        active: () => engine.hasHandler("should_enqueue_log_record"),
+        shouldEnqueue: async (msg, name) => {
+          const r = await engine.call("should_enqueue_log_record", "ms", [msg, name]);
+          if (r.kind === "error") throw new Error(r.message);
+          if (r.kind === "reject") throw new Error(`${r.code} ${r.message}`);
+          return r.kind === "ok" && r.values[0] === true;
+        },
+        enqueue: async (msg, deferred) => {
+          const spools = services.spools;
+          if (spools === null || queues === null) throw new Error("the queue stage is not running");
+          if (!deferred) {
+            await Promise.all([
+              spools.meta.store(msg.id, msg.metaBytes(), { sync: true }),
+              spools.data.store(msg.id, msg.getData(), { sync: true }),
+            ]);
+            msg.metaDirty = false;
+            msg.dataDirty = false;
+          }
+          await queues.insert(msg);
+        },
+      }),
+    );
+  }
+
   const services: ReceptionServices = {
     engine,
     spools: null,
@@ -138,11 +180,10 @@ export async function startServer(
 
   const listeners: EsmtpListener[] = [];
   const opened: Spool[] = [];
-  // [deliver] the queue stage (src/queue/queue_manager.ts); created once the spools are open.
-  let queues: QueueManager | null = null;
   const httpListeners: RunningHttpListener[] = []; // [http]
   const unregisterGauges = registerQueueGauges(metricsRegistry, () => queues); // [http]
   const teardown = async () => {
+    unbindRuntime(); // [lua-runtime]
     await queues?.shutdown(); // [deliver] stop delivery first
     services.shuttingDown = true;
     await Promise.all(httpListeners.map((l) => l.shutdown())); // [http]
@@ -182,6 +223,7 @@ export async function startServer(
       nodeId: services.nodeId,
     });
     services.handoff = queues;
+    if (runtime) unbindRuntime = bindPolicyRuntime(runtime, spools, queues); // [lua-runtime]
     queues.internalQueues.set(GENERATOR_QUEUE, (m) => runGeneratorMessage(services, m)); // [http]
     await queues.startSpoolIn();
     // [deliver] end

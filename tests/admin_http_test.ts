@@ -71,6 +71,12 @@ Deno.test("admin API: suspend, inspect, cancel, bounce on the live queues", asyn
     const none = await k.call("GET", "/api/admin/inspect-sched-q/v1?queue_name=nope.test");
     assert.equal(none.status, 404);
     assert.equal(none.text, "Error: no such queue nope.test");
+    const noId = await k.call("GET", "/api/admin/inspect-message/v1");
+    assert.equal(noId.status, 400);
+    assert.equal(noId.text, "Failed to deserialize query string: missing field `id`");
+    const noName = await k.call("GET", "/api/admin/inspect-sched-q/v1");
+    assert.equal(noName.status, 400);
+    assert.equal(noName.text, "Failed to deserialize query string: missing field `queue_name`");
   });
 
   await t.step("cancelling the suspension lets the message go after the back-off", async () => {

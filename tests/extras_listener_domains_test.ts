@@ -8,8 +8,7 @@
 import assert from "node:assert/strict";
 import { run, startKumo } from "./support/kumo_process.ts";
 import { startDnsServer } from "./support/dns_server.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
+import { policyStartupError } from "./support/policy_startup_error.ts";
 
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -186,16 +185,7 @@ async function startupError(toml: string): Promise<string> {
     `${dir}/init.lua`,
     policy(dir, "127.0.0.1:1", [freePort()], [`${dir}/ld.toml`]),
   );
-  const r = await run(Deno.execPath(), [
-    "run",
-    "-A",
-    `${ROOT}mod.ts`,
-    "--policy",
-    `${dir}/init.lua`,
-  ]);
-  await Deno.remove(dir, { recursive: true });
-  assert.equal(r.code, 1, r.stderr);
-  return r.stderr.replaceAll(dir, "$DIR");
+  return await policyStartupError(dir);
 }
 
 Deno.test("listener_domains: bad values and unknown keys stop start-up with file and key", async () => {

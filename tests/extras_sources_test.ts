@@ -5,11 +5,10 @@
  * loopback sink in the 2:1 ratio; bad files stop start-up with exit 1.
  */
 import assert from "node:assert/strict";
-import { basePolicy, RawSmtp, run, startKumo } from "./support/kumo_process.ts";
+import { basePolicy, RawSmtp, startKumo } from "./support/kumo_process.ts";
 import { startDnsServer } from "./support/dns_server.ts";
 import { startSmtpSink } from "./support/smtp_sink.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
+import { policyStartupError } from "./support/policy_startup_error.ts";
 
 // The operator guide's file, verbatim except 10.0.0.x → 127.0.0.1x.
 const SEED_SOURCES_TOML = `[source."ip-1"]
@@ -109,17 +108,9 @@ async function startupError(files: Record<string, string>, setup: string): Promi
     `${dir}/init.lua`,
     basePolicy(dir, "", "", setup.replaceAll("$DIR", dir)),
   );
-  const r = await run(Deno.execPath(), [
-    "run",
-    "-A",
-    `${ROOT}mod.ts`,
-    "--policy",
-    `${dir}/init.lua`,
-  ]);
-  await Deno.remove(dir, { recursive: true });
-  assert.equal(r.code, 1, r.stderr);
-  assert.doesNotMatch(r.stderr, /initialization complete/);
-  return r.stderr.replaceAll(dir, "$DIR");
+  const stderr = await policyStartupError(dir);
+  assert.doesNotMatch(stderr, /initialization complete/);
+  return stderr;
 }
 
 Deno.test("sources helper: a TOML syntax error stops start-up naming file, line and key", async () => {

@@ -25,11 +25,14 @@ Deno.test("kcli subcommands against a running kumo", async () => {
   await using k = await startAdminKumo();
   const e = k.endpoint;
 
-  const [sus, bounce, usage] = await Promise.all([
+  const [sus, bounce, usage, noRq] = await Promise.all([
     kcli(e, "suspend", "--domain", "dest.test", "--reason", "maint"),
     kcli(e, "bounce", "--domain", "bounce.test", "--reason", "bad list", "--duration", "10m"),
     kcli(e, "bounce", "--reason", "no criteria"),
+    kcli(e, "suspend-ready-q-list"),
   ]);
+  assert.equal(noRq.code, 0, noRq.stderr);
+  assert.equal(noRq.stdout, "No suspended ready queues\n");
   assert.equal(sus.code, 0, sus.stderr);
   const suspendId = (JSON.parse(sus.stdout) as { id: string }).id;
   assert.equal(sus.stdout, `{\n  "id": "${suspendId}"\n}\n`);
@@ -93,5 +96,23 @@ Deno.test("kcli subcommands against a running kumo", async () => {
   assert.equal(filter.code, 0, filter.stderr);
   assert.equal(filter.stdout, "OK\n");
   assert.equal(rebind.code, 0, rebind.stderr);
+
+  const rq = await kcli(
+    e,
+    "suspend-ready-q",
+    "--name",
+    "drill->mx.test@smtp_client",
+    "--reason",
+    "drill",
+  );
+  assert.equal(rq.code, 0, rq.stderr);
+  const rqId = (JSON.parse(rq.stdout) as { id: string }).id;
+  const rqList = await kcli(e, "suspend-ready-q-list");
+  assert.equal(rqList.code, 0, rqList.stderr);
+  assert.match(rqList.stdout, /^ID\s+NAME\s+REMAINING\s+REASON\n/);
+  assert.match(
+    rqList.stdout,
+    new RegExp(`\\n${rqId}\\s+drill->mx\\.test@smtp_client\\s+\\d.*\\s+drill\\n$`),
+  );
   await k.sink.waitFor(1, 15_000);
 });

@@ -153,3 +153,102 @@ Deno.test("a spool below min_free_space refuses sessions before the banner", asy
   assert.equal(await kumo.stop(), 0);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("sessions get 421 while the spools are still opening", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kumo-spoolwait-" });
+  await using dns = await startDnsServer({});
+  // Thousands of crash leftovers in new/ keep LocalDiskSpool.open busy for a while.
+  await Deno.mkdir(`${dir}/spool/data/new`, { recursive: true });
+  for (let i = 0; i < 10_000; i++) {
+    Deno.writeFileSync(`${dir}/spool/data/new/t${i}`, new Uint8Array());
+  }
+  await Deno.writeTextFile(`${dir}/init.lua`, policy(dir, dns.address));
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "mod.ts", "--policy", `${dir}/init.lua`],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stderr.getReader();
+  try {
+    let text = "";
+    const deadline = Date.now() + 20_000;
+    while (!/smtp listener on 127\.0\.0\.1:\d+/.test(text) && Date.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    assert.doesNotMatch(text, /initialization complete/, "spools opened too fast to observe");
+    await using c = await RawSmtp.connect(ports(text)[0]);
+    assert.equal(await c.reply(), "421 4.3.2 mx.test waiting for spool startup. Try again soon!");
+    assert.ok(await c.waitClosed());
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+    await reader.cancel().catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "haproxy with send-proxy-v2 in front: kumo sees the real client",
+  ignore: !(() => {
+    try {
+      return Deno.statSync("/usr/sbin/haproxy").isFile;
+    } catch {
+      return false;
+    }
+  })(),
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "kumo-haproxy-" });
+    await using dns = await startDnsServer({});
+    await using kumo = await startKumo(dir, policy(dir, dns.address));
+    const proxyPort = ports(kumo.stderr())[1];
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const haPort = (l.addr as Deno.NetAddr).port;
+    l.close();
+    await Deno.writeTextFile(
+      `${dir}/haproxy.cfg`,
+      `global
+  maxconn 100
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+frontend fe
+  bind 127.0.0.1:${haPort}
+  default_backend be
+backend be
+  server kumo 127.0.0.1:${proxyPort} send-proxy-v2
+`,
+    );
+    const ha = new Deno.Command("/usr/sbin/haproxy", {
+      args: ["-f", `${dir}/haproxy.cfg`, "-db"],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      let c: RawSmtp | null = null;
+      for (let i = 0; i < 100 && c === null; i++) {
+        c = await RawSmtp.connect(haPort, "127.0.0.3").catch(() => null);
+        if (c === null) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(c, "haproxy is listening");
+      await using conn = c;
+      assert.equal(await conn.reply(), "220 mx.test KumoMTA");
+      assert.equal(await conn.cmd("MAIL FROM:<s@src.test>"), "250 OK <s@src.test>");
+      // Behind the proxy the peer is 127.0.0.3, outside relay_hosts.
+      assert.match(
+        (await conn.cmd("RCPT TO:<r@remote.test>"))!,
+        /^550 5\.7\.1 relaying not permitted for 127\.0\.0\.3:\d+$/,
+      );
+    } finally {
+      ha.kill("SIGTERM");
+      await ha.status;
+    }
+    assert.equal(await kumo.stop(), 0);
+    await Deno.remove(dir, { recursive: true });
+  },
+});

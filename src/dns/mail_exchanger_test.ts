@@ -1,3 +1,8 @@
+/**
+ * Unit tests for resolveMailExchanger(), resolveMxList() and the connection
+ * plan (src/dns/mail_exchanger.ts), against the loopback test DNS server.
+ * Place on the path: the DNS step between the ready queue and the SMTP client.
+ */
 import assert from "node:assert/strict";
 import { startDnsServer, type Zones } from "../../tests/support/dns_server.ts";
 import { DnsError, DnsNxDomainError, Resolver } from "./resolver.ts";

@@ -1,3 +1,8 @@
+/**
+ * Unit tests for the Resolver (src/dns/resolver.ts): MX/A/TXT/PTR lookups,
+ * NXDOMAIN vs no data, SERVFAIL, timeouts and caching, against the loopback
+ * test DNS server. Place on the path: beside it, serving egress and policy.
+ */
 import assert from "node:assert/strict";
 import { startDnsServer } from "../../tests/support/dns_server.ts";
 import { DnsError, DnsNxDomainError, DnsTimeoutError, Resolver, reverseName } from "./resolver.ts";

@@ -1,3 +1,7 @@
+/**
+ * Unit tests for siteName() (src/dns/site_name.ts), the ready-queue site
+ * name built from a domain's MX hosts. Place on the path: egress routing.
+ */
 import assert from "node:assert/strict";
 import { siteName } from "./site_name.ts";
 

@@ -25,6 +25,7 @@ import { type EgressPathConfig, parseEgressPath } from "../policy/config/egress_
 import type { EgressSource } from "../policy/config/egress_source.ts";
 import type { PeerAddress, ResponseRecord, SourceAddress } from "../log/record.ts";
 import { Throttle } from "../util/gcra.ts";
+import type { DeliveryDriver, DeliverySession } from "./delivery_driver.ts";
 import {
   classifyReply,
   type ClientResponse,
@@ -55,6 +56,8 @@ export interface AttemptReport {
   sessionId?: string;
   tls?: { cipher: string; protocol: string; peerSubject?: string[] };
   providerName?: string;
+  /** `delivery_protocol` for the records; absent = `"ESMTP"`. */
+  deliveryProtocol?: string;
 }
 
 /** Queue-name components passed to `smtp_client_rewrite_delivery_status`. */
@@ -68,6 +71,8 @@ export interface QueueComponents {
 interface Pending {
   msg: Message;
   components: QueueComponents;
+  /** The egress pool the message's own queue uses (several pools may share a source). */
+  pool?: string;
 }
 
 /** Construction parameters of a {@link ReadyQueue}. */
@@ -92,11 +97,19 @@ export interface ReadyQueueInit {
    * stage took it back (admin bounce, suspension) and it is skipped.
    */
   admit?: (msg: Message) => boolean;
+  /**
+   * A non-SMTP protocol (custom_lua, maildir: src/egress/delivery_driver.ts);
+   * absent = SMTP to `mx`.
+   */
+  driver?: DeliveryDriver;
 }
 
-/** Build the ready-queue name. */
-export function readyQueueName(source: string, site: string): string {
-  return `${source}->${site}@smtp_client`;
+/**
+ * Build the ready-queue name: `<source>-><site>@<protocol>`, protocol
+ * `smtp_client`, `lua:<constructor>` or `maildir:<path>` (queues-and-delivery §2).
+ */
+export function readyQueueName(source: string, site: string, protocol = "smtp_client"): string {
+  return `${source}->${site}@${protocol}`;
 }
 
 function internal(code: number, text: string): ResponseRecord {
@@ -208,9 +221,9 @@ export class ReadyQueue {
     return cfg;
   }
 
-  /** Hand a message over; a dispatcher picks it up. */
-  enqueue(msg: Message, components: QueueComponents): void {
-    const item = { msg, components };
+  /** Hand a message over (with its queue's pool name); a dispatcher picks it up. */
+  enqueue(msg: Message, components: QueueComponents, pool?: string): void {
+    const item = { msg, components, pool };
     const idle = this.#idle.shift();
     if (idle) return idle(item);
     this.#pending.push(item);
@@ -268,7 +281,9 @@ export class ReadyQueue {
     const limit = this.#path?.connectionLimit.limit ?? 1;
     if (this.#active >= limit) return;
     this.#active++;
-    const p = this.#dispatch().catch(() => {}).finally(() => {
+    const driver = this.#init.driver;
+    const run = driver ? this.#dispatchDriver(driver) : this.#dispatch();
+    const p = run.catch(() => {}).finally(() => {
       this.#active--;
       this.#dispatchers.delete(p);
       this.#maybeSpawn();
@@ -298,7 +313,7 @@ export class ReadyQueue {
   #report(item: Pending, results: RecipientResult[], extra: Partial<AttemptReport> = {}): void {
     this.#init.onOutcome(item.msg, {
       readyQueue: this.name,
-      egressPool: this.poolName,
+      egressPool: item.pool ?? this.poolName,
       egressSource: this.source.name,
       results,
       peer: null,
@@ -645,6 +660,115 @@ export class ReadyQueue {
         // plan is used up the session ends.
         else if (idx >= plan.length) break;
       }
+    }
+    if (item) this.#pending.splice(this.#head, 0, item);
+  }
+
+  /**
+   * One dispatcher of a non-SMTP protocol: open a session, send batches
+   * (up to `batch_size`; waiting up to `max_batch_latency` for
+   * `min_batch_size`), reuse it while messages keep coming within
+   * `idle_timeout` and up to `max_deliveries_per_connection`, then close.
+   */
+  async #dispatchDriver(driver: DeliveryDriver): Promise<void> {
+    let item = this.#take();
+    let session: DeliverySession | null = null;
+    let delivered = 0;
+    const extra = { peer: driver.peer, deliveryProtocol: driver.deliveryProtocol };
+    try {
+      while (item && !this.#stopping) {
+        let path: EgressPathConfig;
+        try {
+          path = await this.pathConfig();
+          this.#maybeSpawn();
+        } catch (e) {
+          this.#failAll(
+            item,
+            "TransientFailure",
+            internal(451, `4.4.4 failed to resolve queue ${this.name}: ${(e as Error).message}`),
+            extra,
+          );
+          item = this.#take();
+          continue;
+        }
+        if (session === null) {
+          if (this.#connThrottle) {
+            const wait = await this.#acquire(this.#connThrottle, path.idleTimeout);
+            if (wait > 0) {
+              this.#delayAll(item, wait, `ready queue ${this.name} max_connection_rate throttled`);
+              item = undefined;
+              break;
+            }
+          }
+          try {
+            session = await driver.open(item.components);
+            delivered = 0;
+          } catch (e) {
+            this.#failAll(
+              item,
+              "TransientFailure",
+              internal(
+                400,
+                `KumoMTA internal: failed to connect to any candidate hosts: ${
+                  (e as Error).message
+                }`,
+              ),
+              extra,
+            );
+            item = this.#take();
+            continue;
+          }
+        }
+        // Collect a batch.
+        const batch: Pending[] = [item];
+        const deadline = Date.now() + driver.maxBatchLatency;
+        while (batch.length < driver.batchSize) {
+          const next = this.#take();
+          if (next) {
+            batch.push(next);
+            continue;
+          }
+          const left = deadline - Date.now();
+          if (batch.length >= driver.minBatchSize || left <= 0) break;
+          const waited = await this.#waitIdle(left);
+          if (!waited) break;
+          batch.push(waited);
+        }
+        if (this.#msgThrottle) {
+          const wait = await this.#acquire(this.#msgThrottle, path.idleTimeout);
+          if (wait > 0) {
+            for (const b of batch.slice(1)) this.#pending.splice(this.#head, 0, b);
+            this.#delayAll(item, wait, `ready queue ${this.name} max_message_rate throttled`);
+            item = undefined;
+            break;
+          }
+        }
+        let results;
+        try {
+          results = await session.send(batch.map((b) => b.msg));
+        } catch (e) {
+          const resp = internal(
+            400,
+            `KumoMTA internal: failed to send message: ${(e as Error).message}`,
+          );
+          results = batch.map(() => ({ outcome: "TransientFailure" as const, response: resp }));
+          await session.close();
+        }
+        for (let i = 0; i < batch.length; i++) {
+          const r = results[i];
+          this.#failAll(batch[i], r.outcome, r.response, extra);
+        }
+        delivered += batch.length;
+        if (session.closed || delivered >= path.maxDeliveriesPerConnection) {
+          await session.close();
+          session = null;
+          item = this.#take();
+          continue;
+        }
+        item = (await this.#waitIdle(path.idleTimeout)) ?? undefined;
+      }
+    } finally {
+      if (session) await session.close();
     }
     if (item) this.#pending.splice(this.#head, 0, item);
   }

@@ -29,6 +29,7 @@ import { parseEnvelopeAddress } from "../message/envelope_address.ts";
 export interface PreparedContent extends Disposable {
   /** The message bytes for one recipient; throws when rendering or building fails. */
   build(rcpt: InjectRecipient, nowMs: number): Uint8Array;
+  /** Release the compiled templates. */
   close(): void;
 }
 

@@ -1,3 +1,8 @@
+/**
+ * Unit tests for the MIME encoders of the inject builder
+ * (src/http/mime_encoding.ts). Place on the path: HTTP injection, before
+ * the message is spooled.
+ */
 import assert from "node:assert/strict";
 import { base64Lines, encodeBody, formatMailbox, quotedPrintable } from "./mime_encoding.ts";
 

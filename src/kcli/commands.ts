@@ -76,34 +76,57 @@ function cell(v: unknown): string {
   return v === null || v === undefined ? "" : String(v);
 }
 
-const bounceList: Command = async (api, args) => {
-  const f = parseFlags(args, { bools: ["json"] });
-  const list = await api.json<Record<string, unknown>[]>("GET", "/api/admin/bounce/v1");
-  if (f.bools.has("json")) {
-    pretty(list);
+/** How a `*-list` command shows the rules it fetched. */
+interface ListView {
+  /** The line printed when there are none. */
+  empty: string;
+  /** Table column titles. */
+  headers: string[];
+  /** One table row per rule, in `headers` order. */
+  row: (item: Record<string, unknown>) => unknown[];
+}
+
+/** A `*-list` command: GET `path`; `--json` prints it as JSON, else a table (or `view.empty`). */
+function listCommand(path: string, view: ListView): Command {
+  return async (api, args) => {
+    const f = parseFlags(args, { bools: ["json"] });
+    const list = await api.json<Record<string, unknown>[]>("GET", path);
+    if (f.bools.has("json")) {
+      pretty(list);
+      return 0;
+    }
+    if (list.length === 0) {
+      console.log(view.empty);
+      return 0;
+    }
+    console.log(renderTable(view.headers, list.map((x) => view.row(x).map(cell))).trimEnd());
     return 0;
-  }
-  if (list.length === 0) {
-    console.log("No active bounce rules");
-    return 0;
-  }
-  console.log(
-    renderTable(
-      ["ID", "CAMPAIGN", "TENANT", "DOMAIN", "ROUTING_DOMAIN", "REMAINING", "BOUNCED", "REASON"],
-      list.map((b) => [
-        cell(b.id),
-        cell(b.campaign),
-        cell(b.tenant),
-        cell(b.domain),
-        cell(b.routing_domain),
-        cell(b.duration),
-        cell(b.total_bounced),
-        cell(b.reason),
-      ]),
-    ).trimEnd(),
-  );
-  return 0;
-};
+  };
+}
+
+const bounceList = listCommand("/api/admin/bounce/v1", {
+  empty: "No active bounce rules",
+  headers: [
+    "ID",
+    "CAMPAIGN",
+    "TENANT",
+    "DOMAIN",
+    "ROUTING_DOMAIN",
+    "REMAINING",
+    "BOUNCED",
+    "REASON",
+  ],
+  row: (b) => [
+    b.id,
+    b.campaign,
+    b.tenant,
+    b.domain,
+    b.routing_domain,
+    b.duration,
+    b.total_bounced,
+    b.reason,
+  ],
+});
 
 function cancel(path: string): Command {
   return async (api, args) => {
@@ -146,25 +169,11 @@ const suspendReadyQ: Command = async (api, args) => {
   return 0;
 };
 
-const suspendReadyQList: Command = async (api, args) => {
-  const f = parseFlags(args, { bools: ["json"] });
-  const list = await api.json<Record<string, unknown>[]>("GET", "/api/admin/suspend-ready-q/v1");
-  if (f.bools.has("json")) {
-    pretty(list);
-    return 0;
-  }
-  if (list.length === 0) {
-    console.log("No suspended ready queues");
-    return 0;
-  }
-  console.log(
-    renderTable(
-      ["ID", "NAME", "REMAINING", "REASON"],
-      list.map((s) => [cell(s.id), cell(s.name), cell(s.duration), cell(s.reason)]),
-    ).trimEnd(),
-  );
-  return 0;
-};
+const suspendReadyQList = listCommand("/api/admin/suspend-ready-q/v1", {
+  empty: "No suspended ready queues",
+  headers: ["ID", "NAME", "REMAINING", "REASON"],
+  row: (s) => [s.id, s.name, s.duration, s.reason],
+});
 
 const rebind: Command = async (api, args) => {
   const f = parseFlags(args, {

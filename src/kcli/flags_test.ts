@@ -1,3 +1,7 @@
+/**
+ * Unit tests for kcli's flag parser, table renderer and Prometheus reader
+ * (src/kcli/). Place: the admin client, outside the mail's path.
+ */
 import assert from "node:assert/strict";
 import { parseFlags } from "./flags.ts";
 import { renderTable } from "./table.ts";

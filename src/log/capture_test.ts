@@ -1,3 +1,7 @@
+/**
+ * Unit tests for meta/header capture of the local logs (src/log/capture.ts).
+ * Place on the path: beside it, when a record is written.
+ */
 import assert from "node:assert/strict";
 import { captureHeaders, captureMeta, compileCapture, type HeaderField } from "./capture.ts";
 

@@ -1,3 +1,7 @@
+/**
+ * Unit tests for the diagnostic log filter and line formats
+ * (src/log/diag.ts). Place on the path: beside it, every stage's diagnostics.
+ */
 import assert from "node:assert/strict";
 import { ConfigError } from "../util/config_error.ts";
 import { DiagLogger, filterLevel, formatDiagTime, parseDiagFilter } from "./diag.ts";

@@ -32,17 +32,17 @@ import {
 } from "./record.ts";
 import { markExistingReadOnly, SegmentWriter } from "./segment_writer.ts";
 
-/** One `per_record` entry (type name or `Any`). */
+/** One `per_record` entry (type name or `Any`); also what `configure_local_logs` parses. */
 export interface PerRecordConfig {
-  /** false drops records of this type. */
+  /** false drops records of this type. @default true */
   enable: boolean;
   /** File name suffix for this type's segments. */
   suffix?: string;
   /** Directory for this type (defaults to the logger's `logDir`). */
   logDir?: string;
-  /** Jinja template replacing the JSON line. */
+  /** Jinja template replacing the JSON line; absent = JSON line. */
   template?: string;
-  /** Text written at the start of each segment. */
+  /** Text written at the start of each segment. @default "" */
   segmentHeader: string;
 }
 
@@ -68,6 +68,19 @@ export interface LogContext {
   getAllHeaders(): readonly HeaderField[];
   /** The message behind the record, when there is one (for `filter_event`). */
   message?: Message;
+}
+
+/**
+ * Anything the dispatcher feeds records to: a {@link LocalLogger}, or a log
+ * hook (src/log/log_hook.ts).
+ */
+export interface LogSink {
+  /** Take one record; never throws, never blocks the producer. */
+  log(record: LogRecord, ctx: LogContext): void;
+  /** Resolve when everything taken so far is done. */
+  flush(): Promise<void>;
+  /** Finish and stop. */
+  close(): Promise<void>;
 }
 
 /** Runtime hooks for a {@link LocalLogger}. */
@@ -116,7 +129,7 @@ function compileTemplate(source: string, type: string): TemplateLike {
  * await logger.close();
  * ```
  */
-export class LocalLogger {
+export class LocalLogger implements LogSink {
   readonly config: LocalLogsConfig;
   #routes = new Map<string, Route | null>();
   #writers = new Map<string, SegmentWriter>();
@@ -224,7 +237,12 @@ export class LocalLogger {
       }
       if (!line.endsWith("\n")) line += "\n";
     }
-    route.writer.write(line);
+    try {
+      route.writer.write(line);
+    } catch (err) {
+      // A segment that cannot be opened must not take the process down.
+      diag.error("kumod::logging", `Cannot write log record to "${route.writer.dir}": ${err}`);
+    }
   }
 
   /** Resolve when everything logged so far is in its file. */
@@ -254,10 +272,10 @@ export class LocalLogger {
  * ```
  */
 export class LogDispatcher {
-  #loggers: LocalLogger[] = [];
+  #loggers: LogSink[] = [];
 
-  /** Register a logger. */
-  add(logger: LocalLogger): void {
+  /** Register a logger (or a log hook). */
+  add(logger: LogSink): void {
     this.#loggers.push(logger);
   }
 

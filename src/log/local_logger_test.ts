@@ -1,3 +1,8 @@
+/**
+ * Unit tests for LocalLogger and LogDispatcher (src/log/local_logger.ts):
+ * JSON lines, captures, per_record routing, templates, filters, bad config.
+ * Place on the path: beside it, where every stage's records are written.
+ */
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";

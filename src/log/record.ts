@@ -11,40 +11,9 @@
  * @module
  */
 
-/** Every record type string (logs.md §2). `Any` is not a type, only a `per_record` key. */
-export type RecordType =
-  | "Reception"
-  | "Delivery"
-  | "Bounce"
-  | "TransientFailure"
-  | "Expiration"
-  | "AdminBounce"
-  | "OOB"
-  | "Feedback"
-  | "Rejection"
-  | "AdminRebind"
-  | "DeferredInjectionRebind"
-  | "Delayed"
-  | "XferOut"
-  | "XferIn";
+import type { RecordType } from "./record_types.ts";
 
-/** All record types, in the order upstream documents them. */
-export const RECORD_TYPES: readonly RecordType[] = [
-  "Reception",
-  "Delivery",
-  "Bounce",
-  "TransientFailure",
-  "Expiration",
-  "AdminBounce",
-  "OOB",
-  "Feedback",
-  "Rejection",
-  "AdminRebind",
-  "DeferredInjectionRebind",
-  "Delayed",
-  "XferOut",
-  "XferIn",
-];
+export { RECORD_TYPES, type RecordType } from "./record_types.ts";
 
 /** RFC 3463 enhanced status code, `{class, subject, detail}`. */
 export interface EnhancedCode {

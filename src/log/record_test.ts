@@ -1,3 +1,8 @@
+/**
+ * Unit tests for the log record wire form (src/log/record.ts): key order,
+ * optional keys, timestamps and SMTP response parsing. Place on the path:
+ * beside it, the records every stage logs.
+ */
 import assert from "node:assert/strict";
 import {
   formatRfc3339Nanos,

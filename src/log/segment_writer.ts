@@ -47,10 +47,19 @@ export interface SegmentWriterOptions {
 
 /** Hand lines to the compressor once this many characters are buffered. */
 const BATCH_LIMIT = 64 * 1024;
+/**
+ * Otherwise hand them over this long after the first one: one compressor
+ * write per batch of records instead of one per record under load (zstd
+ * holds them in its block buffer until a flush anyway).
+ */
+const DRAIN_DELAY_MS = 10;
 
 function pad2(n: number): string {
   return n < 10 ? "0" + n : "" + n;
 }
+
+/** Bump between two segment names opened in the same instant (1 µs). */
+const NAME_STEP_MS = 0.001;
 
 /**
  * File name for a segment opened at `epochMs`: `YYYYMMDD-HHMMSS` in UTC,
@@ -194,7 +203,7 @@ export class SegmentWriter {
       this.#flushTimer = setTimeout(() => {
         this.#flushTimer = undefined;
         if (this.#current !== null) this.#drain(this.#current);
-      }, 0);
+      }, DRAIN_DELAY_MS);
     }
   }
 
@@ -227,8 +236,9 @@ export class SegmentWriter {
 
   #open(): Segment {
     // Names must be unique and increasing even when rotating within one tick.
+    // Steps are 1 µs: at today's epoch a double cannot hold 1 ns steps.
     let t = this.#now();
-    if (t <= this.#lastOpen) t = this.#lastOpen + 1e-6;
+    if (t <= this.#lastOpen) t = this.#lastOpen + NAME_STEP_MS;
     let fd = -1;
     let path = "";
     for (let tries = 0;; tries++) {
@@ -238,7 +248,7 @@ export class SegmentWriter {
         break;
       } catch (err) {
         if ((err as { code?: string }).code !== "EEXIST" || tries > 1000) throw err;
-        t += 1e-6;
+        t += NAME_STEP_MS;
       }
     }
     this.#lastOpen = t;

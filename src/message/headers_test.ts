@@ -1,3 +1,7 @@
+/**
+ * Unit tests for header scanning and editing (src/message/headers.ts).
+ * Place on the path: the Message, from reception to delivery.
+ */
 import assert from "node:assert/strict";
 import {
   appendHeader,

@@ -1,3 +1,8 @@
+/**
+ * Unit tests for the Message (src/message/message.ts): ids, queue names,
+ * envelope setters, header helpers, scheduling and spool records.
+ * Place on the path: the unit that travels from reception to delivery.
+ */
 import assert from "node:assert/strict";
 import { Message } from "./message.ts";
 

@@ -1,3 +1,8 @@
+/**
+ * Unit tests for buildQueueName()/parseQueueName()
+ * (src/message/queue_name.ts). Place on the path: choosing the scheduled
+ * queue after reception.
+ */
 import assert from "node:assert/strict";
 import { buildQueueName, parseQueueName } from "./queue_name.ts";
 

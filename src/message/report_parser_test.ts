@@ -1,3 +1,8 @@
+/**
+ * Unit tests for the RFC 3464 / RFC 5965 report parsers
+ * (src/message/report_parser.ts). Place on the path: end of DATA for
+ * OOB/ARF listener domains, and `msg:parse_rfc*()`.
+ */
 import assert from "node:assert/strict";
 import { decodeSupplementalTrace, parseRfc3464, parseRfc5965 } from "./report_parser.ts";
 

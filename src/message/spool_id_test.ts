@@ -1,3 +1,7 @@
+/**
+ * Unit tests for spool ids (src/message/spool_id.ts). Place on the path:
+ * the id every message gets at reception and keeps in the spool.
+ */
 import assert from "node:assert/strict";
 import { isSpoolId, newSpoolId, spoolIdCreatedMs } from "./spool_id.ts";
 

@@ -1,3 +1,7 @@
+/**
+ * Unit tests for the metrics registry's Prometheus and JSON output
+ * (src/metrics/registry.ts). Place on the path: beside it, read by /metrics.
+ */
 import assert from "node:assert/strict";
 import { MetricsRegistry } from "./registry.ts";
 

@@ -24,6 +24,7 @@ import { parseEsmtpListener } from "./config/esmtp_listener.ts";
 import { parseHttpListener } from "./config/http_listener.ts";
 import { parseSpool } from "./config/spool.ts";
 import { parseLocalLogs } from "./config/local_logs.ts";
+import { parseLogHook } from "./config/log_hook.ts"; // [loghook]
 import { parseDnsResolver } from "./config/dns_resolver.ts";
 import { diag } from "../log/diag.ts";
 import { evalGlobs } from "./config_monitor.ts";
@@ -34,6 +35,8 @@ import { dnsFunctions } from "./host/dns.ts";
 import { SHAPING_SYNC_FUNCTIONS, shapingAsyncFunctions } from "./host/shaping.ts";
 import type { Resolver } from "../dns/resolver.ts";
 import type { DnsResolverConfig } from "./config/dns_resolver.ts";
+import { longTailAsync, longTailSync } from "./host/long_tail.ts";
+import type { PolicyRuntime } from "./runtime.ts";
 
 type Fn = (...args: never[]) => unknown;
 
@@ -42,6 +45,7 @@ export function buildCatalogue(
   engine: () => PolicyEngine | undefined,
   cfg: ServerConfig,
   resolver: Resolver,
+  runtime: PolicyRuntime = {},
 ): HostCatalogue {
   const inInit = (name: string) => {
     const e = engine();
@@ -76,7 +80,14 @@ export function buildCatalogue(
       parseLocalLogs,
       (v) => cfg.localLogs.push(v),
     ),
-    configure_log_hook: initOnly("configure_log_hook", (x) => x, (v) => cfg.logHooks.push(v)),
+    // [loghook] validated here (name required and unique); the raw table is kept, server.ts converts it.
+    configure_log_hook: initOnly("configure_log_hook", (x) => {
+      const name = parseLogHook(x).name;
+      if (cfg.logHooks.some((h) => (h as { name?: unknown }).name === name)) {
+        throw new Error(`log hook "${name}" is already defined`);
+      }
+      return x;
+    }, (v) => cfg.logHooks.push(v)),
     configure_accounting_db_path: ((path: string) => {
       cfg.accountingDbPath = String(path);
     }) as Fn,
@@ -95,6 +106,7 @@ export function buildCatalogue(
     }) as Fn,
     ...SHAPING_SYNC_FUNCTIONS,
     ...dkimFunctions(),
+    ...longTailSync(engine, runtime),
     "dns.define_resolver": ((name: string, input: unknown) => {
       cfg.namedResolvers.set(String(name), parseDnsResolver(input));
     }) as Fn,
@@ -148,6 +160,7 @@ export function buildCatalogue(
       ...dnsFunctions(resolver),
       ...shapingAsyncFunctions(engine, resolver),
       ...MESSAGE_ASYNC_FUNCTIONS,
+      ...longTailAsync(engine, runtime),
     },
     messageMethods: MESSAGE_METHODS as HostCatalogue["messageMethods"],
     connMethods: CONN_METHODS as HostCatalogue["connMethods"],

@@ -1,3 +1,8 @@
+/**
+ * Unit tests for the config monitor's globs and epoch bumps
+ * (src/policy/config_monitor.ts). Place on the path: beside it, retiring
+ * policy contexts when policy files change.
+ */
 import assert from "node:assert/strict";
 import { evalGlobs, globBase, globToRegExp, startConfigMonitor } from "./config_monitor.ts";
 

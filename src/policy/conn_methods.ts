@@ -13,9 +13,11 @@ export class ConnMeta {
   constructor(values: Record<string, unknown> = {}) {
     this.values = values;
   }
+  /** The value under `key` (`conn_meta:get_meta`); undefined when unset. */
   get(key: string): unknown {
     return this.values[key];
   }
+  /** Set `key` (`conn_meta:set_meta`); null or undefined removes it. */
   set(key: string, value: unknown): void {
     if (value === null || value === undefined) delete this.values[key];
     else this.values[key] = value;

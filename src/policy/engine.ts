@@ -158,6 +158,35 @@ export class PolicyEngine {
     }
   }
 
+  /**
+   * [session] Borrows one context until `release()`, for a stage that keeps
+   * a Lua object across calls: a custom_lua delivery session holds its
+   * connection object in it (lua-api §4.5). Calls on the session must not
+   * overlap; `release()` forgets the held objects and gives the context back.
+   */
+  async session(): Promise<PolicySession> {
+    const ctx = await this.#borrow();
+    let released = false;
+    return {
+      hold: async (event, kinds, args) => {
+        const r = await ctx.sessionOp("hold", event, "", kinds, args);
+        if (r.kind !== "ok") return r;
+        const key = r.values[0];
+        return typeof key === "number" ? { kind: "held", key } : { kind: "none" };
+      },
+      has: async (key, method) => {
+        const r = await ctx.sessionOp("has", key, method, "", []);
+        return r.kind === "ok" && r.values[0] === true;
+      },
+      call: (key, method, kinds, args) => ctx.sessionOp("call", key, method, kinds, args),
+      release: () => {
+        if (released) return;
+        released = true;
+        ctx.sessionOp("drop", "*", "", "", []).finally(() => this.#giveBack(ctx));
+      },
+    };
+  }
+
   async #borrow(): Promise<LuaContext> {
     while (this.#active >= this.#maxConcurrency) {
       await new Promise<void>((r) => this.#waiters.push(r));
@@ -236,4 +265,35 @@ export class PolicyEngine {
     this.#closed = true;
     for (const ctx of this.#idle.splice(0)) ctx.close();
   }
+}
+
+/**
+ * [session] One Lua context borrowed by {@linkcode PolicyEngine.session}.
+ *
+ * @example
+ * ```ts
+ * const s = await engine.session();
+ * const h = await s.hold("make.webhook", "sss", ["d.test", null, null]);
+ * if (h.kind === "held") await s.call(h.key, "send", "m", [msg]);
+ * s.release();
+ * ```
+ */
+export interface PolicySession {
+  /** Fire `event` and keep its first return value in the context. */
+  hold(
+    event: string,
+    kinds: string,
+    args: readonly unknown[],
+  ): Promise<DispatchResult | { kind: "held"; key: number }>;
+  /** Whether held object `key` has a function `method`. */
+  has(key: number, method: string): Promise<boolean>;
+  /** `obj:method(...)` on held object `key`; kinds `M` = one list of Messages. */
+  call(
+    key: number,
+    method: string,
+    kinds: string,
+    args: readonly unknown[],
+  ): Promise<DispatchResult>;
+  /** Forget held objects and return the context to the pool. */
+  release(): void;
 }

@@ -139,6 +139,7 @@ export class LuaContext {
   #dispatchRefBig: bigint;
   #nres: number;
   #handlers: Set<string>;
+  #sessionRef = 0; // [session]
 
   private constructor(
     engine: LuaEngine,
@@ -181,6 +182,11 @@ export class LuaContext {
       const dispatchRef = lua.luaL_ref(thread.address, LUA_REGISTRYINDEX);
       lua.lua_pushnil(thread.address);
       lua.lua_setglobal(thread.address, "__kumo_dispatch");
+      // [session] the held-object helper (sessionOp), hidden the same way.
+      lua.lua_getglobal(thread.address, "__kumo_session");
+      const sessionRef = lua.luaL_ref(thread.address, LUA_REGISTRYINDEX);
+      lua.lua_pushnil(thread.address);
+      lua.lua_setglobal(thread.address, "__kumo_session");
 
       const source = opts.policySource ?? await Deno.readTextFile(opts.policyPath);
       thread.loadString(source, "@" + opts.policyPath);
@@ -191,7 +197,9 @@ export class LuaContext {
       thread.setTop(0);
       const list = names[0];
       const handlers = new Set<string>(Array.isArray(list) ? list as string[] : []);
-      return new LuaContext(engine, thread, threadRef, dispatchRef, handlers, opts.epoch);
+      const ctx = new LuaContext(engine, thread, threadRef, dispatchRef, handlers, opts.epoch);
+      ctx.#sessionRef = sessionRef; // [session]
+      return ctx;
     } catch (e) {
       g.close();
       throw e;
@@ -233,32 +241,46 @@ export class LuaContext {
       return { kind: "error", message, traceback: message };
     }
     lua.lua_settop(L, 0);
-    switch (r[0]) {
-      case 0:
-        return { kind: "none" };
-      case 1: {
-        const n = r[1] as number;
-        const values = n === 0
-          ? []
-          : n === 1
-          ? [r[2] ?? undefined]
-          : [r[2] ?? undefined, r[3] ?? undefined];
-        return { kind: "ok", values };
-      }
-      case 2:
-        return {
-          kind: "reject",
-          code: r[1] as number,
-          message: String(r[2] ?? ""),
-          how: String(r[3] ?? "reject"),
-        };
-      default:
-        return {
-          kind: "error",
-          message: String(r[1] ?? "unknown error"),
-          traceback: String(r[2] ?? r[1] ?? ""),
-        };
+    return resultOf(r);
+  }
+
+  /**
+   * [session] Runs the prelude's held-object helper (engine.ts
+   * PolicySession): `hold` fires event `target` and keeps its first value
+   * in this context (the result's value is its key); `call` runs
+   * `obj:method(...)` on held object `target` (kinds `M` = one list of
+   * messages); `has` tells whether it has `method`; `drop` forgets it
+   * (`"*"` = all). Same result shape as {@linkcode dispatch}.
+   */
+  async sessionOp(
+    op: "hold" | "call" | "has" | "drop",
+    target: string | number,
+    method: string,
+    kinds: string,
+    args: readonly unknown[],
+  ): Promise<DispatchResult> {
+    this.uses++;
+    const t = this.#thread;
+    const lua = t.lua;
+    const L = t.address;
+    lua.lua_settop(L, 0);
+    lua.lua_rawgeti(L, LUA_REGISTRYINDEX, BigInt(this.#sessionRef));
+    lua.lua_pushstring(L, op);
+    pushArg(t, target);
+    lua.lua_pushstring(L, method);
+    lua.lua_pushstring(L, kinds);
+    for (const a of args) pushArg(t, a);
+    let r: unknown[];
+    try {
+      r = await this.#resume(4 + args.length);
+    } catch (e) {
+      lua.lua_resetthread(L);
+      lua.lua_settop(L, 0);
+      const message = e instanceof Error ? e.message : String(e);
+      return { kind: "error", message, traceback: message };
     }
+    lua.lua_settop(L, 0);
+    return resultOf(r);
   }
 
   /**
@@ -309,5 +331,35 @@ export class LuaContext {
     } finally {
       this.#engine.global.close();
     }
+  }
+}
+
+/** The prelude's numeric status protocol (`dispatch` in prelude_lua.ts) as a result. */
+function resultOf(r: unknown[]): DispatchResult {
+  switch (r[0]) {
+    case 0:
+      return { kind: "none" };
+    case 1: {
+      const n = r[1] as number;
+      const values = n === 0
+        ? []
+        : n === 1
+        ? [r[2] ?? undefined]
+        : [r[2] ?? undefined, r[3] ?? undefined];
+      return { kind: "ok", values };
+    }
+    case 2:
+      return {
+        kind: "reject",
+        code: r[1] as number,
+        message: String(r[2] ?? ""),
+        how: String(r[3] ?? "reject"),
+      };
+    default:
+      return {
+        kind: "error",
+        message: String(r[1] ?? "unknown error"),
+        traceback: String(r[2] ?? r[1] ?? ""),
+      };
   }
 }

@@ -45,6 +45,7 @@ export class MemoCache {
     return [true, e.value];
   }
 
+  /** Store `value` under `key` for the TTL, evicting the least recently used beyond capacity. */
   put(key: string, value: unknown, epoch: number, now = Date.now()): void {
     this.#map.delete(key);
     this.#map.set(key, { value, expires: now + this.options.ttlMs, epoch });
@@ -54,6 +55,7 @@ export class MemoCache {
     }
   }
 
+  /** How many entries are cached (expired ones included until looked up). */
   get size(): number {
     return this.#map.size;
   }

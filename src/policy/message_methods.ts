@@ -12,6 +12,7 @@ import type { Message } from "../message/message.ts";
 import type { EnvelopeAddress } from "../message/envelope_address.ts";
 import { parseAddressList } from "../message/address_header.ts";
 import { parseRfc3464, parseRfc5965 } from "../message/report_parser.ts";
+import { checkFixConformance, parseConformanceFlags } from "../message/conformance.ts";
 import { type DkimSigner, dkimSignMessage } from "./host/dkim.ts";
 
 function addr(a: EnvelopeAddress): EnvelopeAddress {
@@ -50,6 +51,16 @@ export const MESSAGE_METHODS: Record<string, (msg: Message, ...args: never[]) =>
   remove_all_named_headers: (m, n: string) => m.removeAllNamedHeaders(str(n, "name")),
   remove_x_headers: (m, list?: string[]) => m.removeXHeaders(names(list)),
   import_x_headers: (m, list?: string[]) => m.importXHeaders(names(list)),
+  check_fix_conformance: (m, checks: string, fixes?: string) => {
+    const r = checkFixConformance(
+      m.getData(),
+      parseConformanceFlags(str(checks ?? "", "msg:check_fix_conformance: checks")),
+      parseConformanceFlags(str(fixes ?? "", "msg:check_fix_conformance: fixes")),
+      { id: m.id, hostname: String(m.getMeta("hostname") ?? "localhost") },
+    );
+    if (r.data) m.setData(r.data);
+    return r.error;
+  },
   get_address_header: (m, n: string) => {
     const v = m.getFirstNamedHeaderValue(str(n, "name"));
     if (v === undefined) return undefined;

@@ -481,6 +481,57 @@ function kumo.traceback(level)
   return frames
 end
 
+-- Lua glue of the long-tail host modules (src/policy/host/host_object.ts):
+-- gives host objects (throttles, times, regexes, ...) their Lua shape.
+if H.sync_functions.__lua_glue then
+  for _, g in ipairs(H.sync_functions.__lua_glue()) do
+    assert(load(g[2], '=' .. g[1], 't'))(kumo, H, WRAPPERS)
+  end
+end
+
+-- Held objects (engine.ts PolicySession): a value an event handler returned,
+-- kept in this context between dispatches. A custom_lua connection object
+-- lives here for its delivery session. Ops: 'hold' runs event a and keeps
+-- its first value (returns its key); 'call' runs obj:b(...) on held object
+-- a (kind 'M' = a list of messages); 'has' tells whether it has method b;
+-- 'drop' forgets a ('*' = all). Status codes as for dispatch.
+local held, held_next = {}, 0
+local function session(op, a, b, kinds, ...)
+  if op == 'hold' then
+    local r = pack(dispatch(a, kinds, ...))
+    if r[1] ~= 1 or r[2] == 0 or r[3] == nil then return unpack(r, 1, r.n) end
+    held_next = held_next + 1
+    held[held_next] = r[3]
+    return 1, 1, held_next
+  elseif op == 'drop' then
+    if a == '*' then held = {} else held[a] = nil end
+    return 0
+  end
+  local obj = held[a]
+  local fn = type(obj) == 'table' and obj[b] or nil
+  if op == 'has' then return 1, 1, type(fn) == 'function' end
+  if fn == nil then return 3, 'invalid connection object: no ' .. tostring(b) .. ' method', '' end
+  local args
+  if kinds == 'M' then
+    local list = {}
+    for i, m in ipairs((...)) do list[i] = wrap_msg(m) end
+    args = pack(list)
+  else
+    args = pack(wrap_args(kinds, ...))
+  end
+  local prev = current_event
+  current_event = b
+  local res = pack(xpcall(fn, msgh, obj, unpack(args, 1, args.n)))
+  current_event = prev
+  if not res[1] then
+    local e = res[2]
+    if getmetatable(e) == RejectMT then return 2, e.code, e.message, e.how end
+    return 3, e.message, e.traceback
+  end
+  return finish(pack(unpack(res, 2, res.n)))
+end
+
 __kumo_dispatch = dispatch
+__kumo_session = session
 __kumo_handler_names = handler_names
 `;

@@ -37,6 +37,7 @@ import type { QueueHandoff } from "./handoff.ts";
 import { delayBasedOnAge, inferNumAttempts, scheduleAfterFailure } from "./retry_schedule.ts";
 import { QueueAdmin } from "./queue_admin.ts"; // [admin]
 import { outcomeCounter } from "../metrics/kumo_metrics.ts"; // [http] metrics
+import { protocolRoute } from "./protocol_route.ts"; // [protocols]
 
 /** Services the queue stage is built from. */
 export interface QueueManagerOptions {
@@ -333,7 +334,10 @@ export class QueueManager implements QueueHandoff {
       return;
     }
     let source = await this.#egress.source(sourceName);
-    if (cfg.protocol.kind !== "smtp") {
+    const routing = q.components.routingDomain ?? q.components.domain;
+    // [protocols] custom_lua / maildir_path: ready queue `<source>-><routing>@lua:…|maildir:…`.
+    const route = protocolRoute(cfg, routing, this.#o.engine);
+    if (cfg.protocol.kind !== "smtp" && route === null) {
       this.#transientInternal(
         q,
         msg,
@@ -345,10 +349,9 @@ export class QueueManager implements QueueHandoff {
       );
       return;
     }
-    const routing = q.components.routingDomain ?? q.components.domain;
     let mx: MailExchanger;
     try {
-      mx = await this.#mailExchanger(cfg, routing);
+      mx = route ? route.mx : await this.#mailExchanger(cfg, routing);
     } catch (e) {
       this.#transientInternal(
         q,
@@ -358,7 +361,7 @@ export class QueueManager implements QueueHandoff {
       );
       return;
     }
-    let rqName = readyQueueName(source.name, mx.siteName);
+    let rqName = readyQueueName(source.name, mx.siteName, route?.protocol);
     // [admin] suspended ready queues are skipped when picking the source (http-api §6.3).
     for (let i = 0; this.admin.readySuspended(rqName); i++) {
       const next = i < pool.entries.length ? q.wrr.next() : undefined;
@@ -369,11 +372,20 @@ export class QueueManager implements QueueHandoff {
         return;
       }
       source = await this.#egress.source(next);
-      rqName = readyQueueName(source.name, mx.siteName);
+      rqName = readyQueueName(source.name, mx.siteName, route?.protocol);
     }
     let rq = this.#ready.get(rqName);
     if (!rq) {
+      let driver;
+      try {
+        driver = route?.driver(); // [protocols]
+      } catch (e) {
+        const text = `4.4.4 failed to resolve queue ${q.name}: ${(e as Error).message}`;
+        this.#transientInternal(q, msg, internalResponse(451, text), { pool: pool.name });
+        return;
+      }
       rq = new ReadyQueue({
+        driver, // [protocols]
         name: rqName,
         source,
         poolName: pool.name,
@@ -396,7 +408,7 @@ export class QueueManager implements QueueHandoff {
       this.#delay(q, msg, Math.floor(this.#random() * 60_000), `ready queue ${rqName} is full`);
       return;
     }
-    rq.enqueue(msg, q.components);
+    rq.enqueue(msg, q.components, pool.name); // the message's own pool (several may share a source)
   }
 
   /**
@@ -582,7 +594,7 @@ export class QueueManager implements QueueHandoff {
       pool: report.egressPool,
       source: report.egressSource,
       sourceAddress: report.sourceAddress,
-      deliveryProtocol: "ESMTP",
+      deliveryProtocol: report.deliveryProtocol ?? "ESMTP", // [protocols] Lua, Maildir
       sessionId: report.sessionId,
       tls: report.tls,
       providerName: report.providerName,

@@ -32,6 +32,7 @@
  * @module
  */
 
+import fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import zlib from "node:zlib";
 import process from "node:process";
@@ -75,6 +76,11 @@ interface Segment {
   seq: number;
   path: string;
   fh: fsp.FileHandle;
+  /**
+   * A Deno handle on the segment being appended to, for fdatasync: its op
+   * costs the event loop about a third less than node:fs's promise wrapper.
+   */
+  syncer: Deno.FsFile | null;
   /** End of the last record (the append position). */
   size: number;
   /** File length: zero-filled ahead of `size` so appends do not grow the file. */
@@ -198,6 +204,7 @@ export class LogSpool implements Spool {
         seq,
         path,
         fh,
+        syncer: null,
         size: buf.byteLength,
         allocated: buf.byteLength,
         live: 0,
@@ -248,10 +255,16 @@ export class LogSpool implements Spool {
     const path = `${this.#logDir}/${segName(seq)}`;
     const fh = await fsp.open(path, "w+");
     await fsyncDir(this.#logDir); // the new name must survive a crash
+    const prev = this.#segments[this.#segments.length - 1];
+    if (prev?.syncer) {
+      prev.syncer.close();
+      prev.syncer = null;
+    }
     this.#segments.push({
       seq,
       path,
       fh,
+      syncer: await Deno.open(path, { write: true }),
       size: 0,
       allocated: 0,
       live: 0,
@@ -278,6 +291,10 @@ export class LogSpool implements Spool {
       const seg = this.#segments.shift()!;
       seg.dead = true;
       if (seg.reads === 0) await seg.fh.close().catch(() => {});
+      try {
+        seg.syncer?.close();
+      } catch { /* already closed */ }
+      seg.syncer = null;
       await fsp.unlink(seg.path).catch(() => {});
     }
   }
@@ -330,12 +347,13 @@ export class LogSpool implements Spool {
     const base = seg.size;
     try {
       if (base + total > seg.allocated) await this.#extend(seg, base + total);
+      // A synchronous pwrite: a few µs into the page cache, and one thread
+      // hop less per commit than the async op; only the fdatasync waits on disk.
       let written = 0;
       while (written < total) {
-        const r = await seg.fh.write(buf, written, total - written, base + written);
-        written += r.bytesWritten;
+        written += fs.writeSync(seg.fh.fd, buf, written, total - written, base + written);
       }
-      if (sync) await seg.fh.datasync();
+      if (sync) await (seg.syncer ? seg.syncer.syncData() : seg.fh.datasync());
     } catch (e) {
       // Whatever part landed is zeroed again: the records were not stored.
       await seg.fh.write(new Uint8Array(total), 0, total, base).catch(() => {});
@@ -445,7 +463,13 @@ export class LogSpool implements Spool {
     if (this.#closed) return;
     this.#closed = true;
     await this.#gc.drain();
-    for (const seg of this.#segments) await seg.fh.close().catch(() => {});
+    for (const seg of this.#segments) {
+      await seg.fh.close().catch(() => {});
+      try {
+        seg.syncer?.close();
+      } catch { /* already closed */ }
+      seg.syncer = null;
+    }
     try {
       const pid = parseInt((await fsp.readFile(this.#lockPath, "utf8")).trim(), 10);
       if (pid === process.pid) await fsp.unlink(this.#lockPath);

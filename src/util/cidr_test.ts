@@ -1,3 +1,7 @@
+/**
+ * Unit tests for CidrSet/CidrMap (src/util/cidr.ts). Place on the path:
+ * beside it, relay and peer checks in every stage.
+ */
 import assert from "node:assert/strict";
 import { CidrMap, CidrSet } from "./cidr.ts";
 import { ConfigError } from "./config_error.ts";

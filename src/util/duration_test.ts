@@ -1,3 +1,7 @@
+/**
+ * Unit tests for parseDuration()/formatDuration() (src/util/duration.ts).
+ * Place on the path: beside it, every configured timeout and interval.
+ */
 import assert from "node:assert/strict";
 import { formatDuration, parseDuration } from "./duration.ts";
 import { ConfigError } from "./config_error.ts";

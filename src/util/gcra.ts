@@ -52,6 +52,11 @@ export class Throttle {
     return OK;
   }
 
+  /** Theoretical arrival time in ms (`-Infinity` when idle), for reports such as `throttle:throttle()`. */
+  get tatMs(): number {
+    return this.#tat;
+  }
+
   /** Forget all history (e.g. after a config change). */
   reset(): void {
     this.#tat = -Infinity;

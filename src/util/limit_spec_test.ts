@@ -1,3 +1,7 @@
+/**
+ * Unit tests for parseLimitSpec()/formatLimitSpec() (src/util/limit_spec.ts).
+ * Place on the path: beside it, connection limits in egress.
+ */
 import assert from "node:assert/strict";
 import { formatLimitSpec, parseLimitSpec } from "./limit_spec.ts";
 import { ConfigError } from "./config_error.ts";

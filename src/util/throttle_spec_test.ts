@@ -1,3 +1,8 @@
+/**
+ * Unit tests for parseThrottleSpec()/formatThrottleSpec()
+ * (src/util/throttle_spec.ts). Place on the path: beside it, rate limits
+ * in egress and policy.
+ */
 import assert from "node:assert/strict";
 import { formatThrottleSpec, parseThrottleSpec } from "./throttle_spec.ts";
 import { ConfigError } from "./config_error.ts";

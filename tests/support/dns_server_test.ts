@@ -1,3 +1,7 @@
+/**
+ * Tests of the loopback test DNS server (tests/support/dns_server.ts)
+ * through Deno.resolveDns. Test support only, not on the mail's path.
+ */
 import assert from "node:assert/strict";
 import { startDnsServer } from "./dns_server.ts";
 

@@ -1,3 +1,7 @@
+/**
+ * Tests of the loopback SMTP sink (tests/support/smtp_sink.ts) with real
+ * clients. Test support only: the delivery end of scenario tests.
+ */
 import assert from "node:assert/strict";
 import net from "node:net";
 import { Buffer } from "node:buffer";

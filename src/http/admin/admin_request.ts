@@ -65,6 +65,23 @@ export function parseIdRequest(body: unknown): string {
 }
 
 /**
+ * A required query-string value.
+ *
+ * @throws {HttpError} 400 `missing field` when absent
+ * @example
+ * ```ts
+ * const name = queryRequired(c, "queue_name");
+ * ```
+ */
+export function queryRequired(c: Context<HttpEnv>, key: string): string {
+  const v = c.req.query(key);
+  if (v === undefined) {
+    throw new HttpError(400, `Failed to deserialize query string: missing field \`${key}\``);
+  }
+  return v;
+}
+
+/**
  * A query-string boolean (`true`/`false`); absent → false.
  *
  * @throws {HttpError} 400 for anything else

@@ -10,19 +10,10 @@
  */
 
 import type { Hono } from "hono";
-import { authorize, type HttpEnv } from "../access_rules.ts";
+import type { HttpEnv } from "../access_rules.ts";
 import type { HttpServices } from "../http_services.ts";
 import { parseBounceRequest } from "../../queue/admin_bounce.ts";
-import {
-  handle,
-  jsonOk,
-  parseIdRequest,
-  queueAdmin,
-  readAdminBody,
-  textOk,
-} from "./admin_request.ts";
-
-const PATH = "/api/admin/bounce/v1";
+import { mountAdminRuleRoutes } from "./admin_rule_routes.ts";
 
 /**
  * Register POST/GET/DELETE `/api/admin/bounce/v1`.
@@ -33,21 +24,12 @@ const PATH = "/api/admin/bounce/v1";
  * ```
  */
 export function mountBounceV1(app: Hono<HttpEnv>, services: HttpServices): void {
-  const trusted = authorize(services, "trusted");
-  app.post(PATH, trusted, (c) =>
-    handle(async () => {
-      const admin = queueAdmin(services);
-      const req = await readAdminBody(c, services, (b) => parseBounceRequest(b));
-      return jsonOk({ id: admin.bounce(req), bounced: {}, total_bounced: 0 });
-    }));
-  app.get(PATH, trusted, () => handle(() => jsonOk(queueAdmin(services).listBounces())));
-  app.delete(PATH, trusted, (c) =>
-    handle(async () => {
-      const admin = queueAdmin(services);
-      const id = await readAdminBody(c, services, parseIdRequest);
-      if (!admin.cancelBounce(id)) {
-        return new Response(`bounce entry ${id} not found`, { status: 404 });
-      }
-      return textOk(`removed ${id}`);
-    }));
+  mountAdminRuleRoutes(app, services, {
+    path: "/api/admin/bounce/v1",
+    kind: "bounce",
+    parse: parseBounceRequest,
+    create: (admin, req) => ({ id: admin.bounce(req), bounced: {}, total_bounced: 0 }),
+    list: (admin) => admin.listBounces(),
+    cancel: (admin, id) => admin.cancelBounce(id),
+  });
 }

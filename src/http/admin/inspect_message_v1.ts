@@ -12,8 +12,7 @@
 import type { Hono } from "hono";
 import { authorize, type HttpEnv } from "../access_rules.ts";
 import type { HttpServices } from "../http_services.ts";
-import { HttpError } from "../request_body.ts";
-import { handle, jsonOk, queryBool, queueAdmin } from "./admin_request.ts";
+import { handle, jsonOk, queryBool, queryRequired, queueAdmin } from "./admin_request.ts";
 
 /**
  * Register `GET /api/admin/inspect-message/v1`.
@@ -29,10 +28,7 @@ export function mountInspectMessageV1(app: Hono<HttpEnv>, services: HttpServices
     authorize(services, "trusted"),
     (c) =>
       handle(async () => {
-        const id = c.req.query("id");
-        if (id === undefined) {
-          throw new HttpError(400, "Failed to deserialize query string: missing field `id`");
-        }
+        const id = queryRequired(c, "id");
         const wantBody = queryBool(c, "want_body");
         return jsonOk(await queueAdmin(services).inspectMessage(id, wantBody));
       }),

@@ -12,7 +12,7 @@ import type { Hono } from "hono";
 import { authorize, type HttpEnv } from "../access_rules.ts";
 import type { HttpServices } from "../http_services.ts";
 import { HttpError } from "../request_body.ts";
-import { handle, jsonOk, queryBool, queryInt, queueAdmin } from "./admin_request.ts";
+import { handle, jsonOk, queryBool, queryInt, queryRequired, queueAdmin } from "./admin_request.ts";
 
 /**
  * Register `GET /api/admin/inspect-sched-q/v1`.
@@ -28,13 +28,7 @@ export function mountInspectSchedQV1(app: Hono<HttpEnv>, services: HttpServices)
     authorize(services, "trusted"),
     (c) =>
       handle(async () => {
-        const name = c.req.query("queue_name");
-        if (name === undefined) {
-          throw new HttpError(
-            400,
-            "Failed to deserialize query string: missing field `queue_name`",
-          );
-        }
+        const name = queryRequired(c, "queue_name");
         const wantBody = queryBool(c, "want_body");
         const limit = queryInt(c, "limit");
         const view = await queueAdmin(services).inspectScheduledQueue(name, wantBody, limit);

@@ -10,19 +10,10 @@
  */
 
 import type { Hono } from "hono";
-import { authorize, type HttpEnv } from "../access_rules.ts";
+import type { HttpEnv } from "../access_rules.ts";
 import type { HttpServices } from "../http_services.ts";
 import { parseReadyQueueSuspendRequest } from "../../queue/suspension.ts";
-import {
-  handle,
-  jsonOk,
-  parseIdRequest,
-  queueAdmin,
-  readAdminBody,
-  textOk,
-} from "./admin_request.ts";
-
-const PATH = "/api/admin/suspend-ready-q/v1";
+import { mountAdminRuleRoutes } from "./admin_rule_routes.ts";
 
 /**
  * Register POST/GET/DELETE `/api/admin/suspend-ready-q/v1`.
@@ -33,21 +24,12 @@ const PATH = "/api/admin/suspend-ready-q/v1";
  * ```
  */
 export function mountSuspendReadyQV1(app: Hono<HttpEnv>, services: HttpServices): void {
-  const trusted = authorize(services, "trusted");
-  app.post(PATH, trusted, (c) =>
-    handle(async () => {
-      const admin = queueAdmin(services);
-      const req = await readAdminBody(c, services, (b) => parseReadyQueueSuspendRequest(b));
-      return jsonOk({ id: admin.suspendReadyQueue(req) });
-    }));
-  app.get(PATH, trusted, () => handle(() => jsonOk(queueAdmin(services).listReadySuspensions())));
-  app.delete(PATH, trusted, (c) =>
-    handle(async () => {
-      const admin = queueAdmin(services);
-      const id = await readAdminBody(c, services, parseIdRequest);
-      if (!admin.cancelReadySuspension(id)) {
-        return new Response(`suspend-ready-q entry ${id} not found`, { status: 404 });
-      }
-      return textOk(`removed ${id}`);
-    }));
+  mountAdminRuleRoutes(app, services, {
+    path: "/api/admin/suspend-ready-q/v1",
+    kind: "suspend-ready-q",
+    parse: parseReadyQueueSuspendRequest,
+    create: (admin, req) => ({ id: admin.suspendReadyQueue(req) }),
+    list: (admin) => admin.listReadySuspensions(),
+    cancel: (admin, id) => admin.cancelReadySuspension(id),
+  });
 }

@@ -10,19 +10,10 @@
  */
 
 import type { Hono } from "hono";
-import { authorize, type HttpEnv } from "../access_rules.ts";
+import type { HttpEnv } from "../access_rules.ts";
 import type { HttpServices } from "../http_services.ts";
 import { parseSuspendRequest } from "../../queue/suspension.ts";
-import {
-  handle,
-  jsonOk,
-  parseIdRequest,
-  queueAdmin,
-  readAdminBody,
-  textOk,
-} from "./admin_request.ts";
-
-const PATH = "/api/admin/suspend/v1";
+import { mountAdminRuleRoutes } from "./admin_rule_routes.ts";
 
 /**
  * Register POST/GET/DELETE `/api/admin/suspend/v1`.
@@ -33,21 +24,12 @@ const PATH = "/api/admin/suspend/v1";
  * ```
  */
 export function mountSuspendV1(app: Hono<HttpEnv>, services: HttpServices): void {
-  const trusted = authorize(services, "trusted");
-  app.post(PATH, trusted, (c) =>
-    handle(async () => {
-      const admin = queueAdmin(services);
-      const req = await readAdminBody(c, services, (b) => parseSuspendRequest(b));
-      return jsonOk({ id: admin.suspend(req) });
-    }));
-  app.get(PATH, trusted, () => handle(() => jsonOk(queueAdmin(services).listSuspensions())));
-  app.delete(PATH, trusted, (c) =>
-    handle(async () => {
-      const admin = queueAdmin(services);
-      const id = await readAdminBody(c, services, parseIdRequest);
-      if (!admin.cancelSuspension(id)) {
-        return new Response(`suspend entry ${id} not found`, { status: 404 });
-      }
-      return textOk(`removed ${id}`);
-    }));
+  mountAdminRuleRoutes(app, services, {
+    path: "/api/admin/suspend/v1",
+    kind: "suspend",
+    parse: parseSuspendRequest,
+    create: (admin, req) => ({ id: admin.suspend(req) }),
+    list: (admin) => admin.listSuspensions(),
+    cancel: (admin, id) => admin.cancelSuspension(id),
+  });
 }

@@ -1,3 +1,7 @@
+/**
+ * Unit tests for parseDnsResolver() (`kumo.dns.configure_resolver`).
+ * Place on the path: policy configuration, read by the DNS stage.
+ */
 import assert from "node:assert/strict";
 import { dnsResolverToJSON, parseDnsResolver } from "./dns_resolver.ts";
 

@@ -11,6 +11,7 @@
  */
 
 import { CidrSet } from "../../util/cidr.ts";
+import type { IpLookupStrategy } from "../../dns/mail_exchanger.ts";
 import type { LimitSpec } from "../../util/limit_spec.ts";
 import type { ThrottleSpec } from "../../util/throttle_spec.ts";
 import {
@@ -42,13 +43,8 @@ export type Tls =
   | "Required"
   | "RequiredInsecure"
   | "Disabled";
-/** Address families in the connection plan. */
-export type IpLookupStrategy =
-  | "Ipv4AndIpv6"
-  | "Ipv4Only"
-  | "Ipv6Only"
-  | "Ipv4ThenIpv6"
-  | "Ipv6ThenIpv4";
+/** Address families in the connection plan (defined by the DNS stage that uses it). */
+export type { IpLookupStrategy };
 /** What to do after 421 / IO error / timeout mid-delivery. */
 export type ReconnectStrategy = "ConnectNextHost" | "ReconnectSameHost" | "TerminateSession";
 

@@ -1,3 +1,7 @@
+/**
+ * Unit tests for parseEgressPath() (`kumo.make_egress_path`). Place on the
+ * path: policy configuration, read by the ready queues and SMTP client.
+ */
 import assert from "node:assert/strict";
 import { egressPathToJSON, parseEgressPath } from "./egress_path.ts";
 

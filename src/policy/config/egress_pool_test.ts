@@ -1,3 +1,7 @@
+/**
+ * Unit tests for parseEgressPool() (`kumo.make_egress_pool`). Place on the
+ * path: policy configuration, read by egress source selection.
+ */
 import assert from "node:assert/strict";
 import { egressPoolToJSON, parseEgressPool } from "./egress_pool.ts";
 

@@ -1,3 +1,7 @@
+/**
+ * Unit tests for parseEgressSource() (`kumo.make_egress_source`). Place on
+ * the path: policy configuration, read by egress connection set-up.
+ */
 import assert from "node:assert/strict";
 import { egressSourceToJSON, parseEgressSource } from "./egress_source.ts";
 

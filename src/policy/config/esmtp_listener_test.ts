@@ -1,3 +1,8 @@
+/**
+ * Unit tests for parseEsmtpListener() and per-peer/via parameters
+ * (`kumo.start_esmtp_listener`). Place on the path: policy configuration,
+ * read by the ESMTP server.
+ */
 import assert from "node:assert/strict";
 import {
   esmtpListenerToJSON,

@@ -1,3 +1,7 @@
+/**
+ * Unit tests for parseHttpListener() (`kumo.start_http_listener`). Place on
+ * the path: policy configuration, read by the HTTP listener.
+ */
 import assert from "node:assert/strict";
 import { httpListenerToJSON, parseHttpListener } from "./http_listener.ts";
 

@@ -1,3 +1,7 @@
+/**
+ * Unit tests for parseListenerDomain() (`kumo.make_listener_domain`). Place
+ * on the path: policy configuration, read at RCPT and end of DATA.
+ */
 import assert from "node:assert/strict";
 import { listenerDomainToJSON, parseListenerDomain } from "./listener_domain.ts";
 

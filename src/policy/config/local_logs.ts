@@ -26,41 +26,11 @@ import {
   string,
 } from "./schema.ts";
 import { MIN_FREE, type MinFree } from "./spool.ts";
+import { RECORD_TYPES, type RecordType } from "../../log/record_types.ts";
+import type { PerRecordConfig } from "../../log/local_logger.ts";
 
-/** Log record types (upstream `RecordType`). */
-export const RECORD_TYPES = [
-  "Reception",
-  "Delivery",
-  "Bounce",
-  "TransientFailure",
-  "Expiration",
-  "AdminBounce",
-  "OOB",
-  "Feedback",
-  "Rejection",
-  "AdminRebind",
-  "DeferredInjectionRebind",
-  "Delayed",
-  "XferOut",
-  "XferIn",
-] as const;
-
-/** A record type name. */
-export type RecordType = typeof RECORD_TYPES[number];
-
-/** Settings for one record type (or `Any`). */
-export interface LogRecordParams {
-  /** @default true */
-  enable: boolean;
-  /** File-name suffix of segments holding this type. */
-  suffix?: string;
-  /** Separate directory for this type. */
-  logDir?: string;
-  /** minijinja template over the record; absent = JSON line. */
-  template?: string;
-  /** Written at the start of each segment. @default "" */
-  segmentHeader: string;
-}
+/** Settings for one record type (or `Any`): the local logger's own per-record shape. */
+export type LogRecordParams = PerRecordConfig;
 
 /** A converted `configure_local_logs`. */
 export interface LocalLogsConfig {

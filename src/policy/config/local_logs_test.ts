@@ -1,3 +1,7 @@
+/**
+ * Unit tests for parseLocalLogs() (`kumo.configure_local_logs`). Place on
+ * the path: policy configuration, read by the local loggers.
+ */
 import assert from "node:assert/strict";
 import { localLogsToJSON, parseLocalLogs } from "./local_logs.ts";
 

@@ -1,3 +1,7 @@
+/**
+ * Unit tests for parseMemoize() (`kumo.memoize` options). Place on the
+ * path: policy configuration for cached Lua lookups.
+ */
 import assert from "node:assert/strict";
 import { memoizeToJSON, parseMemoize } from "./memoize.ts";
 

@@ -1,3 +1,7 @@
+/**
+ * Unit tests for parseQueueConfig() (`kumo.make_queue_config`). Place on
+ * the path: policy configuration, read by the scheduled queues.
+ */
 import assert from "node:assert/strict";
 import { effectiveTickInterval, parseQueueConfig, queueConfigToJSON } from "./queue_config.ts";
 

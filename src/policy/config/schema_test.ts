@@ -1,3 +1,8 @@
+/**
+ * Unit tests for the config schema combinators (src/policy/config/schema.ts)
+ * and their serde-worded errors. Place on the path: under every policy
+ * config parser.
+ */
 import assert from "node:assert/strict";
 import {
   array,

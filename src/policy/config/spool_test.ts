@@ -1,3 +1,7 @@
+/**
+ * Unit tests for parseSpool() (`kumo.define_spool`). Place on the path:
+ * policy configuration, read when the spools open.
+ */
 import assert from "node:assert/strict";
 import { parseSpool, spoolToJSON } from "./spool.ts";
 

@@ -1,3 +1,7 @@
+/**
+ * Unit tests for makeSigner() (`kumo.dkim.*_signer`, src/policy/host/dkim.ts).
+ * Place on the path: policy, signing at smtp_server_message_received.
+ */
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
 import { makeSigner } from "./dkim.ts";

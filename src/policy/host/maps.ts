@@ -31,6 +31,7 @@ function newNode<V>(): DomainNode<V> {
 export class DomainMap<V> {
   #root: DomainNode<V> = newNode();
 
+  /** Add or replace `key` (a domain, or `*.suffix` for a wildcard). */
   set(key: string, value: V): void {
     const labels = key.split(".").reverse();
     let node = this.#root;
@@ -51,6 +52,7 @@ export class DomainMap<V> {
     }
   }
 
+  /** The value for `name` by the matching rules above; undefined when nothing matches. */
   get(name: string): V | undefined {
     const labels = name.split(".");
     let node = this.#root;
@@ -66,9 +68,11 @@ export class DomainMap<V> {
 /** A map from regular expression to value; the first matching pattern wins. */
 export class RegexSetMap<V> {
   #entries: [RegExp, V][] = [];
+  /** Add `pattern` (a JavaScript regular expression) after the existing ones. */
   set(pattern: string, value: V): void {
     this.#entries.push([new RegExp(pattern), value]);
   }
+  /** The value of the first pattern matching `text`; undefined when none. */
   get(text: string): V | undefined {
     for (const [re, v] of this.#entries) if (re.test(text)) return v;
     return undefined;
@@ -83,9 +87,11 @@ export class LuaCidrMap {
     this.#entries = { ...init };
     this.#map = CidrMap.parse(this.#entries, (v) => v);
   }
+  /** The value of the longest prefix containing `ip`; undefined when none. */
   get(ip: string): unknown {
     return this.#map.get(ip);
   }
+  /** Add or replace `cidr` and rebuild the lookup table. */
   set(cidr: string, value: unknown): void {
     const next = { ...this.#entries, [cidr]: value };
     this.#map = CidrMap.parse(next, (v) => v);

@@ -113,6 +113,7 @@ export class SmtpSession {
   #closeAfterFlush = false;
   #lastRead = Date.now();
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  #lingerTimer: ReturnType<typeof setTimeout> | undefined;
   #closedResolve!: () => void;
   /** Resolves once the socket is closed. */
   readonly closed: Promise<void>;
@@ -455,12 +456,14 @@ export class SmtpSession {
     this.#flush();
     this.#socket.end();
     // end() waits for the peer on half-open sockets; do not linger.
-    Deno.unrefTimer(setTimeout(() => this.#socket.destroy(), 2000));
+    this.#lingerTimer = setTimeout(() => this.#socket.destroy(), 2000);
+    Deno.unrefTimer(this.#lingerTimer);
   }
 
   #onClose(): void {
     this.state = "closed";
     clearTimeout(this.#idleTimer);
+    clearTimeout(this.#lingerTimer);
     this.#closedResolve();
   }
 
