@@ -10,7 +10,10 @@
  * which every reply passes: it calls `smtp_server_rewrite_response` only
  * when the policy has that handler, logs `Rejection` records, queues the
  * text and flushes it in one socket write when the input runs dry; a 421
- * closes. It never delivers mail and never touches the spool directly.
+ * closes. Before the banner: the 421 guards (shutting down, disk too full,
+ * spools not open), then an optional PROXY header; XCLIENT re-binds the
+ * session to other addresses; 20 protocol errors end it with 421. It never
+ * delivers mail and never touches the spool directly.
  *
  * @module
  */
