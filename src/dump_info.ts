@@ -6,6 +6,7 @@
 
 import type { CliOptions } from "./cli.ts";
 import { VERSION } from "./version.ts";
+import { metricsRegistry } from "./metrics/kumo_metrics.ts";
 
 /** The JSON document a `--dump-*` flag asks for. */
 export function dumpInfo(opts: CliOptions): unknown {
@@ -21,5 +22,6 @@ export function dumpInfo(opts: CliOptions): unknown {
       { name: "dns_resolver", capacity: 1024, doc: "DNS answers, cached for their TTL" },
     ];
   }
-  return [];
+  // --dump-metric-metadata: the catalogue, from the registry itself.
+  return metricsRegistry.metadata();
 }

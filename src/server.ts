@@ -181,7 +181,10 @@ export async function startServer(
   const listeners: EsmtpListener[] = [];
   const opened: Spool[] = [];
   const httpListeners: RunningHttpListener[] = []; // [http]
-  const unregisterGauges = registerQueueGauges(metricsRegistry, () => queues); // [http]
+  const unregisterGauges = registerQueueGauges(metricsRegistry, () => queues, { // [metrics]
+    engine,
+    disks: [{ name: "data spool", path: dataDef.path }, { name: "meta spool", path: metaDef.path }],
+  });
   const teardown = async () => {
     unbindRuntime(); // [lua-runtime]
     await queues?.shutdown(); // [deliver] stop delivery first

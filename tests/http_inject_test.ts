@@ -122,10 +122,12 @@ end)`,
     await new Promise((r) => setTimeout(r, 100));
   }
   assert.match(metrics, /total_messages_received\{service="http_listener"\} 3\n/);
-  // Every line is Prometheus text exposition: HELP/TYPE comments or a sample.
+  // Every line is Prometheus text exposition: HELP/TYPE comments, a sample or
+  // an empty line (ignored by the format; prom-client separates families).
   const sample =
     /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*\})? (?:[-+]?[0-9.eE+-]+|NaN|[+-]Inf)$/;
   for (const line of metrics.trimEnd().split("\n")) {
+    if (line === "") continue;
     assert.ok(/^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* /.test(line) || sample.test(line), line);
   }
   assert.match(metrics, /# TYPE total_messages_received counter\n/);

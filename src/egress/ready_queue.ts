@@ -25,6 +25,12 @@ import { type EgressPathConfig, parseEgressPath } from "../policy/config/egress_
 import type { EgressSource } from "../policy/config/egress_source.ts";
 import type { PeerAddress, ResponseRecord, SourceAddress } from "../log/record.ts";
 import { Throttle } from "../util/gcra.ts";
+import {
+  countConnection,
+  observeDeliverLatency,
+  readyQueueProtocol,
+  readyQueueService,
+} from "../metrics/kumo_metrics.ts"; // [metrics]
 import type { DeliveryDriver, DeliverySession } from "./delivery_driver.ts";
 import {
   classifyReply,
@@ -186,6 +192,11 @@ export class ReadyQueue {
   /** Dispatchers running. */
   get activeConnections(): number {
     return this.#active;
+  }
+
+  /** [metrics] `provider_name` of the path config, once known. */
+  get providerName(): string | undefined {
+    return this.#path?.providerName;
   }
 
   /** Ready-queue capacity (`max_ready`), once the path config is known. */
@@ -588,6 +599,8 @@ export class ReadyQueue {
       }
       this.#planFailures = 0;
       this.#clients.add(client);
+      countConnection("smtp_client"); // [metrics]
+      countConnection(`smtp_client:${this.name}`);
       const sessionId = crypto.randomUUID();
       const peer: PeerAddress = {
         name: target.name,
@@ -612,6 +625,7 @@ export class ReadyQueue {
           const cur: Pending = item;
           const msg = cur.msg;
           let responses: ClientResponse[];
+          const t0 = performance.now(); // [metrics]
           try {
             responses = await client.send({
               sender: msg.sender.email,
@@ -630,6 +644,7 @@ export class ReadyQueue {
             item = this.#take();
             break;
           }
+          observeDeliverLatency("smtp_client", (performance.now() - t0) / 1000); // [metrics]
           const results: RecipientResult[] = [];
           for (let i = 0; i < responses.length; i++) {
             const r = await this.#rewrite(cur, responses[i]).catch(() => responses[i]);
@@ -703,6 +718,8 @@ export class ReadyQueue {
           try {
             session = await driver.open(item.components);
             delivered = 0;
+            countConnection(readyQueueProtocol(this.name)); // [metrics]
+            countConnection(readyQueueService(this.name));
           } catch (e) {
             this.#failAll(
               item,
@@ -744,6 +761,7 @@ export class ReadyQueue {
           }
         }
         let results;
+        const t0 = performance.now(); // [metrics]
         try {
           results = await session.send(batch.map((b) => b.msg));
         } catch (e) {
@@ -754,6 +772,7 @@ export class ReadyQueue {
           results = batch.map(() => ({ outcome: "TransientFailure" as const, response: resp }));
           await session.close();
         }
+        observeDeliverLatency(readyQueueProtocol(this.name), (performance.now() - t0) / 1000);
         for (let i = 0; i < batch.length; i++) {
           const r = results[i];
           this.#failAll(batch[i], r.outcome, r.response, extra);

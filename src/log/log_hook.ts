@@ -25,6 +25,7 @@ import { diag } from "./diag.ts";
 import type { LogContext, LogSink, PerRecordConfig } from "./local_logger.ts";
 import { type LogRecord, RECORD_TYPES, recordToObject, serializeRecord } from "./record.ts";
 import { ConfigError } from "../util/config_error.ts";
+import { countLogHookBacklog } from "../metrics/kumo_metrics.ts"; // [metrics]
 
 /** Settings of one hook (a converted `configure_log_hook`). */
 export interface LogHookSettings {
@@ -102,6 +103,7 @@ export class LogHook implements LogSink {
       return;
     }
     if (this.#backlog.length >= this.settings.backPressure) {
+      countLogHookBacklog(this.settings.name); // [metrics]
       if (this.#dropped++ % 1000 === 0) {
         diag.error(
           "kumod::logging",

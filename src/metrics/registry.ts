@@ -1,20 +1,28 @@
 /**
- * MetricsRegistry: process-wide counters, gauges and histograms with
- * labels, rendered as Prometheus text (`GET /metrics`) and as kumod's
- * `/metrics.json` shape (http-api.md §5).
+ * MetricsRegistry: a thin layer over `prom-client` that keeps the
+ * process-wide counters, gauges and histograms, renders them as Prometheus
+ * text (`GET /metrics`, optional name prefix), as kumod's `/metrics.json`
+ * shape (http-api.md §5.2) and as the `--dump-metric-metadata` catalogue.
  *
- * Place on the path: beside it. Every stage increments the handles it got
- * from `src/metrics/kumo_metrics.ts`; `http/` renders them. Incrementing is
- * a hot path: a labelled child is looked up once and kept by the caller
- * (`counter.labels("x")` returns the same object every time), so an
- * increment is one addition. Rendering happens only on scrape. It never does
- * I/O.
+ * Place on the path: beside it. Families are declared in
+ * `src/metrics/kumo_metrics.ts`; stages increment through its named
+ * helpers; `http/` renders. Gauges that mirror live state are refreshed by
+ * collectors (`onCollect`) just before a render. It never does I/O.
  *
  * @module
  */
 
+import client from "prom-client";
+
 /** Metric family kind. */
 export type MetricKind = "counter" | "gauge" | "histogram";
+
+/** A counter family (prom-client). */
+export type CounterFamily = client.Counter<string>;
+/** A gauge family (prom-client). */
+export type GaugeFamily = client.Gauge<string>;
+/** A histogram family (prom-client). */
+export type HistogramFamily = client.Histogram<string>;
 
 /** Default histogram buckets (seconds), as upstream. */
 export const DEFAULT_BUCKETS: readonly number[] = [
@@ -31,103 +39,30 @@ export const DEFAULT_BUCKETS: readonly number[] = [
   10,
 ];
 
-/** One counter or gauge series. */
-export class Sample {
-  value = 0;
-  /** Add `n` (default 1). */
-  inc(n = 1): void {
-    this.value += n;
-  }
-  /** Subtract `n` (default 1); gauges only by convention. */
-  dec(n = 1): void {
-    this.value -= n;
-  }
-  /** Set the value (gauges). */
-  set(v: number): void {
-    this.value = v;
-  }
+/** One entry of `kumo --dump-metric-metadata` (upstream's kumod-metrics.json shape). */
+export interface MetricMetadata {
+  name: string;
+  help: string;
+  doc: null;
+  metric_type: "Counter" | "Gauge" | "Histogram";
+  label_names: string[];
+  buckets: number[];
+  pruning: "Pruning" | "NonPruning";
 }
 
-/** One histogram series: per-bucket counts (not cumulative), sum, count. */
-export class HistogramSample {
-  readonly buckets: readonly number[];
-  readonly counts: number[];
-  sum = 0;
-  count = 0;
-  constructor(buckets: readonly number[]) {
-    this.buckets = buckets;
-    this.counts = new Array(buckets.length).fill(0);
-  }
-  /** Record one observation (seconds). */
-  observe(v: number): void {
-    this.sum += v;
-    this.count++;
-    const b = this.buckets;
-    for (let i = 0; i < b.length; i++) {
-      if (v <= b[i]) {
-        this.counts[i]++;
-        return;
-      }
-    }
-  }
+interface Declared {
+  kind: MetricKind;
+  labelNames: readonly string[];
+  buckets: readonly number[];
+  pruning: boolean;
 }
 
-type AnySample = Sample | HistogramSample;
-
-/** A metric family: a name, a kind and its labelled series. */
-export class MetricFamily<S extends AnySample = AnySample> {
-  readonly name: string;
-  readonly help: string;
-  readonly kind: MetricKind;
-  readonly labelNames: readonly string[];
-  readonly buckets: readonly number[];
-  /** Series keyed by label values joined with `\u0000`. */
-  readonly series = new Map<string, { values: string[]; sample: S }>();
-
-  constructor(
-    name: string,
-    kind: MetricKind,
-    help: string,
-    labelNames: readonly string[],
-    buckets: readonly number[] = DEFAULT_BUCKETS,
-  ) {
-    this.name = name;
-    this.kind = kind;
-    this.help = help;
-    this.labelNames = labelNames;
-    this.buckets = buckets;
-  }
-
-  /**
-   * The series for these label values (created at zero on first use). Keep
-   * the result: it is the same object on every call.
-   */
-  labels(...values: string[]): S {
-    const key = values.length === 1 ? values[0] : values.join("\u0000");
-    let s = this.series.get(key);
-    if (s === undefined) {
-      if (values.length !== this.labelNames.length) {
-        throw new TypeError(
-          `Cannot use metric "${this.name}" with ${values.length} label values: expected ${this.labelNames.length}`,
-        );
-      }
-      const sample =
-        (this.kind === "histogram" ? new HistogramSample(this.buckets) : new Sample()) as S;
-      s = { values, sample };
-      this.series.set(key, s);
-    }
-    return s.sample;
-  }
-
-  /** Drop one series (e.g. when its queue is reaped). */
-  remove(...values: string[]): void {
-    this.series.delete(values.join("\u0000"));
-  }
-
-  /** Drop every series (gauges recomputed at scrape time). */
-  clear(): void {
-    this.series.clear();
-  }
+/** Options of a family declaration. */
+export interface FamilyOptions {
+  /** Series disappear when their object (queue, ready queue) goes away. @default false */
+  pruning?: boolean;
+  /** Histogram upper bounds in seconds. @default DEFAULT_BUCKETS */
+  buckets?: readonly number[];
 }
 
 /**
@@ -138,50 +73,76 @@ export class MetricFamily<S extends AnySample = AnySample> {
  * const reg = new MetricsRegistry();
  * const rx = reg.counter("total_messages_received", "messages received", ["service"]);
  * rx.labels("http_listener").inc();
- * reg.renderText(); // "# HELP total_messages_received ...\n..."
+ * await reg.renderText(); // "# HELP total_messages_received ...\n..."
  * ```
  */
 export class MetricsRegistry {
-  readonly families = new Map<string, MetricFamily>();
+  /** The prom-client registry underneath. */
+  readonly prom: client.Registry = new client.Registry();
+  #declared = new Map<string, Declared>();
   #collectors: (() => void)[] = [];
 
-  #family<S extends AnySample>(
-    name: string,
-    kind: MetricKind,
-    help: string,
-    labelNames: readonly string[],
-    buckets?: readonly number[],
-  ): MetricFamily<S> {
-    const have = this.families.get(name);
-    if (have !== undefined) {
-      if (have.kind !== kind) {
-        throw new TypeError(`Cannot register metric "${name}" as ${kind}: already a ${have.kind}`);
-      }
-      return have as unknown as MetricFamily<S>;
+  #existing(name: string, kind: MetricKind): client.Metric<string> | undefined {
+    const have = this.#declared.get(name);
+    if (have === undefined) return undefined;
+    if (have.kind !== kind) {
+      throw new TypeError(`Cannot register metric "${name}" as ${kind}: already a ${have.kind}`);
     }
-    const f = new MetricFamily<S>(name, kind, help, labelNames, buckets);
-    this.families.set(name, f as unknown as MetricFamily);
-    return f;
+    return this.prom.getSingleMetric(name);
+  }
+
+  #declare(name: string, kind: MetricKind, labelNames: readonly string[], o: FamilyOptions) {
+    this.#declared.set(name, {
+      kind,
+      labelNames,
+      buckets: kind === "histogram" ? (o.buckets ?? DEFAULT_BUCKETS) : [],
+      pruning: o.pruning ?? false,
+    });
   }
 
   /** A counter family (registered once; later calls return the same family). */
-  counter(name: string, help: string, labelNames: readonly string[] = []): MetricFamily<Sample> {
-    return this.#family<Sample>(name, "counter", help, labelNames);
+  counter(
+    name: string,
+    help: string,
+    labelNames: readonly string[] = [],
+    o: FamilyOptions = {},
+  ): CounterFamily {
+    const have = this.#existing(name, "counter");
+    if (have) return have as CounterFamily;
+    this.#declare(name, "counter", labelNames, o);
+    return new client.Counter({ name, help, labelNames, registers: [this.prom] });
   }
 
   /** A gauge family. */
-  gauge(name: string, help: string, labelNames: readonly string[] = []): MetricFamily<Sample> {
-    return this.#family<Sample>(name, "gauge", help, labelNames);
+  gauge(
+    name: string,
+    help: string,
+    labelNames: readonly string[] = [],
+    o: FamilyOptions = {},
+  ): GaugeFamily {
+    const have = this.#existing(name, "gauge");
+    if (have) return have as GaugeFamily;
+    this.#declare(name, "gauge", labelNames, o);
+    return new client.Gauge({ name, help, labelNames, registers: [this.prom] });
   }
 
-  /** A histogram family. */
+  /** A histogram family (seconds). */
   histogram(
     name: string,
     help: string,
     labelNames: readonly string[] = [],
-    buckets: readonly number[] = DEFAULT_BUCKETS,
-  ): MetricFamily<HistogramSample> {
-    return this.#family<HistogramSample>(name, "histogram", help, labelNames, buckets);
+    o: FamilyOptions = {},
+  ): HistogramFamily {
+    const have = this.#existing(name, "histogram");
+    if (have) return have as HistogramFamily;
+    this.#declare(name, "histogram", labelNames, o);
+    return new client.Histogram({
+      name,
+      help,
+      labelNames,
+      buckets: [...(o.buckets ?? DEFAULT_BUCKETS)],
+      registers: [this.prom],
+    });
   }
 
   /**
@@ -204,104 +165,106 @@ export class MetricsRegistry {
   }
 
   /** Prometheus text exposition 0.0.4; `prefix` is prepended to every name. */
-  renderText(prefix = ""): string {
+  async renderText(prefix = ""): Promise<string> {
     this.#collect();
-    const out: string[] = [];
-    for (const f of this.families.values()) {
-      const name = prefix + f.name;
-      if (f.help !== "") out.push(`# HELP ${name} ${escapeHelp(f.help)}`);
-      out.push(`# TYPE ${name} ${f.kind}`);
-      for (const { values, sample } of f.series.values()) {
-        const base = labelText(f.labelNames, values);
-        if (sample instanceof HistogramSample) {
-          let cum = 0;
-          for (let i = 0; i < sample.buckets.length; i++) {
-            cum += sample.counts[i];
-            out.push(
-              `${name}_bucket${
-                labelText(f.labelNames, values, formatNumber(sample.buckets[i]))
-              } ${cum}`,
-            );
-          }
-          out.push(`${name}_bucket${labelText(f.labelNames, values, "+Inf")} ${sample.count}`);
-          out.push(`${name}_sum${base} ${formatNumber(sample.sum)}`);
-          out.push(`${name}_count${base} ${sample.count}`);
-        } else {
-          out.push(`${name}${base} ${formatNumber(sample.value)}`);
-        }
-      }
-    }
-    return out.join("\n") + "\n";
+    const text = await this.prom.metrics();
+    if (prefix === "") return text;
+    return text.replace(
+      /^(# (?:HELP|TYPE) )?(?=[a-zA-Z_:])/gm,
+      (_, comment: string | undefined) => (comment ?? "") + prefix,
+    );
   }
 
   /** The `/metrics.json` object (http-api.md §5.2). */
-  renderJson(): Record<string, unknown> {
+  async renderJson(): Promise<Record<string, unknown>> {
     this.#collect();
     const out: Record<string, unknown> = {};
-    for (const f of this.families.values()) {
+    for (const m of await this.prom.getMetricsAsJSON()) {
+      const d = this.#declared.get(m.name);
+      if (d === undefined) continue;
       const entry: Record<string, unknown> = {};
-      if (f.help !== "") entry.help = f.help;
-      entry.type = f.kind;
-      entry.value = familyJsonValue(f);
-      out[f.name] = entry;
+      if (m.help !== "") entry.help = m.help;
+      entry.type = d.kind;
+      entry.value = d.kind === "histogram"
+        ? jsonValue(d.labelNames, histogramSeries(m.values))
+        : jsonValue(d.labelNames, m.values.map((v) => ({ labels: v.labels, value: v.value })));
+      out[m.name] = entry;
     }
     return out;
   }
-}
 
-function sampleJson(s: AnySample): unknown {
-  if (s instanceof HistogramSample) {
-    let cum = 0;
-    const bucket: [number, number][] = [];
-    for (let i = 0; i < s.buckets.length; i++) {
-      cum += s.counts[i];
-      bucket.push([s.buckets[i], cum]);
+  /** The catalogue for `--dump-metric-metadata`, sorted by name. */
+  metadata(): MetricMetadata[] {
+    const out: MetricMetadata[] = [];
+    for (const m of this.prom.getMetricsAsArray()) {
+      const d = this.#declared.get(m.name);
+      if (d === undefined) continue;
+      out.push({
+        name: m.name,
+        help: m.help,
+        doc: null,
+        metric_type: d.kind === "counter" ? "Counter" : d.kind === "gauge" ? "Gauge" : "Histogram",
+        label_names: [...d.labelNames],
+        buckets: [...d.buckets],
+        pruning: d.pruning ? "Pruning" : "NonPruning",
+      });
     }
-    return { count: s.count, sum: s.sum, avg: s.count === 0 ? 0 : s.sum / s.count, bucket };
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
-  return s.value;
 }
 
-function familyJsonValue(f: MetricFamily): unknown {
-  if (f.series.size === 0) return null;
-  if (f.labelNames.length === 0) {
-    const first = f.series.values().next().value!;
-    return sampleJson(first.sample);
+type Labels = Partial<Record<string, string | number>>;
+
+interface HistogramJson {
+  count: number;
+  sum: number;
+  avg: number;
+  bucket: [number, number][];
+}
+
+/** Fold prom-client's `_bucket`/`_sum`/`_count` rows into one object per label set. */
+function histogramSeries(
+  values: client.MetricValueWithName<string>[],
+): { labels: Labels; value: HistogramJson }[] {
+  const byKey = new Map<string, { labels: Labels; value: HistogramJson }>();
+  for (const v of values) {
+    const labels: Labels = {};
+    for (const [k, x] of Object.entries(v.labels)) if (k !== "le") labels[k] = x;
+    const key = JSON.stringify(labels);
+    let s = byKey.get(key);
+    if (s === undefined) {
+      s = { labels, value: { count: 0, sum: 0, avg: 0, bucket: [] } };
+      byKey.set(key, s);
+    }
+    const name = v.metricName ?? "";
+    if (name.endsWith("_bucket")) {
+      const le = v.labels.le;
+      if (le !== "+Inf") s.value.bucket.push([Number(le), v.value]);
+    } else if (name.endsWith("_sum")) s.value.sum = v.value;
+    else if (name.endsWith("_count")) s.value.count = v.value;
   }
-  if (f.labelNames.length === 1) {
+  for (const s of byKey.values()) {
+    s.value.avg = s.value.count === 0 ? 0 : s.value.sum / s.value.count;
+  }
+  return [...byKey.values()];
+}
+
+/** §5.2: no labels → the value; one label → `{label: {v: x}}`; more → rows with `"@"`. */
+function jsonValue(
+  labelNames: readonly string[],
+  series: { labels: Labels; value: unknown }[],
+): unknown {
+  if (series.length === 0) return null;
+  if (labelNames.length === 0) return series[0].value;
+  if (labelNames.length === 1) {
     const byValue: Record<string, unknown> = {};
-    for (const { values, sample } of f.series.values()) byValue[values[0]] = sampleJson(sample);
-    return { [f.labelNames[0]]: byValue };
+    for (const s of series) byValue[String(s.labels[labelNames[0]] ?? "")] = s.value;
+    return { [labelNames[0]]: byValue };
   }
-  const rows: Record<string, unknown>[] = [];
-  for (const { values, sample } of f.series.values()) {
+  return series.map((s) => {
     const row: Record<string, unknown> = {};
-    f.labelNames.forEach((n, i) => row[n] = values[i]);
-    row["@"] = sampleJson(sample);
-    rows.push(row);
-  }
-  return rows;
-}
-
-function escapeHelp(s: string): string {
-  return s.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
-}
-
-function escapeLabel(s: string): string {
-  return s.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
-}
-
-function labelText(names: readonly string[], values: readonly string[], le?: string): string {
-  if (names.length === 0 && le === undefined) return "";
-  const parts: string[] = [];
-  for (let i = 0; i < names.length; i++) parts.push(`${names[i]}="${escapeLabel(values[i])}"`);
-  if (le !== undefined) parts.push(`le="${le}"`);
-  return `{${parts.join(",")}}`;
-}
-
-function formatNumber(n: number): string {
-  if (Number.isNaN(n)) return "NaN";
-  if (n === Infinity) return "+Inf";
-  if (n === -Infinity) return "-Inf";
-  return String(n);
+    for (const n of labelNames) row[n] = String(s.labels[n] ?? "");
+    row["@"] = s.value;
+    return row;
+  });
 }

@@ -22,6 +22,7 @@ import { type MemoCache, MemoRegistry } from "./memoize_cache.ts";
 import { PolicyError, PolicyReject } from "./policy_error.ts";
 import { diag } from "../log/diag.ts";
 import { parseMemoize } from "./config/memoize.ts";
+import { countLuaLoad, luaEventTimer } from "../metrics/kumo_metrics.ts"; // [metrics]
 
 /** Options for {@linkcode PolicyEngine.load}. */
 export interface PolicyEngineOptions {
@@ -95,6 +96,7 @@ export class PolicyEngine {
   }
 
   async #createContext(displayPath = this.policyPath): Promise<LuaContext> {
+    countLuaLoad(); // [metrics]
     try {
       return await LuaContext.create({
         policyPath: this.policyPath,
@@ -132,9 +134,11 @@ export class PolicyEngine {
   async call(event: string, kinds: string, args: readonly unknown[]): Promise<DispatchResult> {
     if (!this.#handlers.has(event)) return { kind: "none" };
     const ctx = await this.#borrow();
+    const done = luaEventTimer(event); // [metrics]
     try {
       return await ctx.dispatch(event, kinds, args);
     } finally {
+      done();
       this.#giveBack(ctx);
     }
   }
@@ -258,6 +262,11 @@ export class PolicyEngine {
   /** Number of idle contexts (for tests and metrics). */
   get idleContexts(): number {
     return this.#idle.length;
+  }
+
+  /** [metrics] Contexts borrowed by dispatches in flight. */
+  get activeContexts(): number {
+    return this.#active;
   }
 
   /** Closes every pooled context. */

@@ -36,7 +36,7 @@ import { ScheduledQueue } from "./scheduled_queue.ts";
 import type { QueueHandoff } from "./handoff.ts";
 import { delayBasedOnAge, inferNumAttempts, scheduleAfterFailure } from "./retry_schedule.ts";
 import { QueueAdmin } from "./queue_admin.ts"; // [admin]
-import { outcomeCounter } from "../metrics/kumo_metrics.ts"; // [http] metrics
+import { countDelay, countMxCache, countOutcome, kumoMetrics } from "../metrics/kumo_metrics.ts"; // [metrics]
 import { protocolRoute } from "./protocol_route.ts"; // [protocols]
 
 /** Services the queue stage is built from. */
@@ -163,6 +163,11 @@ export class QueueManager implements QueueHandoff {
   /** Scheduled queue names and sizes (for inspection and tests). */
   scheduledQueues(): Map<string, number> {
     return new Map([...this.#scheduled].map(([k, q]) => [k, q.size]));
+  }
+
+  /** [metrics] The live scheduled and ready queues, read-only (src/metrics/queue_gauges.ts). */
+  queueViews(): { scheduled: Iterable<ScheduledQueue>; ready: Iterable<ReadyQueue> } {
+    return { scheduled: this.#scheduled.values(), ready: this.#ready.values() };
   }
 
   /** Ready queue names (for inspection and tests). */
@@ -299,6 +304,7 @@ export class QueueManager implements QueueHandoff {
     if (q.throttle) {
       const r = q.throttle.tryAcquire();
       if (!r.ok) {
+        countDelay("message_rate", q.name); // [metrics]
         this.#delay(q, msg, r.retryAfterMs, "queue max_message_rate throttled"); // not an attempt
         return;
       }
@@ -405,6 +411,7 @@ export class QueueManager implements QueueHandoff {
     }
     if (rq.size >= rq.maxReady) {
       // Ready queue full: not an attempt.
+      countDelay("ready_full", q.name, rqName); // [metrics]
       this.#delay(q, msg, Math.floor(this.#random() * 60_000), `ready queue ${rqName} is full`);
       return;
     }
@@ -424,6 +431,7 @@ export class QueueManager implements QueueHandoff {
     const now = Date.now();
     if (msg.due <= now || msg.due === before) return false;
     const context = "ThrottledByThrottleInsertReadyQueue";
+    countDelay("throttle_insert_ready", q.name); // [metrics]
     const delayMs = Math.floor(this.#random() * 60_000);
     if (!(await this.#requeueHook(msg, null, [context], false, delayMs))) return true;
     this.#delay(q.name === msg.queueName() ? q : undefined, msg, delayMs, context);
@@ -516,14 +524,29 @@ export class QueueManager implements QueueHandoff {
     if (cfg.protocol.kind !== "smtp") throw new Error("not an smtp queue");
     const now = Date.now();
     const hit = this.#mxCache.get(routing);
-    if (hit && hit.cfg === cfg && hit.expires > now) return hit.mx;
+    const fresh = hit !== undefined && hit.cfg === cfg && hit.expires > now;
+    countMxCache(fresh); // [metrics]
+    if (fresh) return hit.mx;
     const list = cfg.protocol.mxList.length > 0;
-    const mx = list
-      ? resolveMxList(cfg.protocol.mxList)
-      : await resolveMailExchanger(routing, this.#o.resolver);
+    const mx = list ? resolveMxList(cfg.protocol.mxList) : await this.#resolveMx(routing); // [metrics]
     if (this.#mxCache.size > 10_000) this.#mxCache.clear();
     this.#mxCache.set(routing, { cfg, mx, expires: list ? Infinity : now + 1000 });
     return mx;
+  }
+
+  /** [metrics] resolveMailExchanger, counted (`dns_mx_resolve_*`). */
+  async #resolveMx(routing: string): Promise<MailExchanger> {
+    kumoMetrics.dnsMxInProgress.inc();
+    try {
+      const mx = await resolveMailExchanger(routing, this.#o.resolver);
+      kumoMetrics.dnsMxOk.inc();
+      return mx;
+    } catch (e) {
+      kumoMetrics.dnsMxFail.inc();
+      throw e;
+    } finally {
+      kumoMetrics.dnsMxInProgress.dec();
+    }
   }
 
   // ---- outcomes ----
@@ -576,11 +599,7 @@ export class QueueManager implements QueueHandoff {
   }
 
   #log(rec: LogRecord, msg: Message): void {
-    const counter = outcomeCounter(rec.type); // [http] metrics
-    if (counter !== undefined) {
-      counter.labels("smtp_client").inc();
-      if (rec.site !== "") counter.labels(`smtp_client:${rec.site}`).inc();
-    }
+    countOutcome(rec); // [metrics]
     this.#o.logs.submit(rec, {
       meta: msg.meta,
       getAllHeaders: () => (msg.data ? msg.getAllHeaders() : []),

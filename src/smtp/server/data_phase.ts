@@ -27,7 +27,7 @@ import { decideRelay, type ListenerDomainCache } from "./relay.ts";
 import type { SessionLogInfo } from "./reception_log.ts";
 import { receivedHeaderValue, supplementalHeaderValue } from "./trace_headers.ts";
 import { classifyReport, logReceived, type ReportVerdict } from "./report_handling.ts";
-import { kumoMetrics } from "../../metrics/kumo_metrics.ts";
+import { countReceived } from "../../metrics/kumo_metrics.ts";
 
 /** A reply as code + wire text (enhanced code, if any, at the start of `text`). */
 export interface PhaseReply {
@@ -209,7 +209,7 @@ async function process(
   state.stage = "insert";
   for (const { msg, queue, report } of accepted) {
     logReceived(services.logs, input.log, msg, queue, report);
-    kumoMetrics.totalMessagesReceived.labels("esmtp_listener").inc();
+    countReceived("esmtp_listener"); // [metrics] cached child, no allocation
   }
   const results = await Promise.allSettled(toQueue.map(({ msg }) => services.handoff.insert(msg)));
   let failed = 0;

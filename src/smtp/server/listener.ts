@@ -20,7 +20,7 @@ import { diag } from "../../log/diag.ts";
 import type { ReceptionServices } from "./reception_services.ts";
 import { SmtpSession } from "./session.ts";
 import { serverSecureContext } from "./tls_material.ts";
-import { kumoMetrics } from "../../metrics/kumo_metrics.ts";
+import { countConnectionDenied, kumoMetrics } from "../../metrics/kumo_metrics.ts";
 
 /** Split `"ip:port"` / `"[v6]:port"`. */
 export function parseListenAddress(listen: string): { host: string; port: number } {
@@ -113,6 +113,7 @@ export class EsmtpListener {
       localPort: sock.localPort ?? 0,
     };
     if (this.#sessions.size >= this.config.maxConnections) {
+      countConnectionDenied("esmtp_listener"); // [metrics]
       sock.end(`421 4.3.2 ${this.config.hostname} too many concurrent sessions. Try later\r\n`);
       setTimeout(() => sock.destroy(), 1000);
       return;

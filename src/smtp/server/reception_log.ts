@@ -18,6 +18,7 @@ import {
   responseFromReply,
 } from "../../log/record.ts";
 import type { LogContext } from "../../log/local_logger.ts";
+import { countRejection } from "../../metrics/kumo_metrics.ts"; // [metrics]
 
 /** What a session knows about itself, for records. */
 export interface SessionLogInfo {
@@ -53,6 +54,7 @@ export function rejectionRecord(
   sender: string,
   recipient: string,
 ): LogRecord {
+  countRejection(); // [metrics] smtp_server_rejections{service="total"}
   const now = nowEpochMs();
   const secs = Math.floor(now / 1000);
   const time = formatRfc3339Nanos(now);
