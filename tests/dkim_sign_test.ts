@@ -5,13 +5,17 @@
  * (an RSA domain signature plus an Ed25519 additional signature) and with
  * `kumo.dkim.rsa_sha256_signer` directly; the spooled message is verified by
  * mailauth's verifier, which reads the public keys from the test's own DNS
- * server. A message without From is refused with the helper's 552.
+ * server, and by an independent implementation, Debian's python3-dkim
+ * (dkimpy, tests/support/dkimpy_verify.ts), so a bug shared by mailauth's
+ * signer and verifier cannot hide. A message without From is refused with the
+ * helper's 552.
  */
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
 import { dkimVerify } from "mailauth/lib/dkim/verify.js";
 import { basePolicy, RawSmtp, readSpool, startKumo } from "./support/kumo_process.ts";
 import { startDnsServer } from "./support/dns_server.ts";
+import { dkimpyVerify } from "./support/dkimpy_verify.ts";
 
 function keyPair(type: "rsa" | "ed25519"): { pem: string; txt: string } {
   const { privateKey, publicKey } = type === "rsa"
@@ -134,6 +138,29 @@ kumo.on('get_queue_config', function() return kumo.make_queue_config { retry_int
   const tampered = raw.replace("Subject: hello", "Subject: hellO");
   const bad = await dkimVerify(tampered, { resolver });
   assert.ok(bad.results.every((r) => r.status.result === "fail"));
+
+  // The same signatures (RSA and Ed25519, relaxed and simple) verify with dkimpy.
+  const records = {
+    "s1._domainkey.shop.test": rsa.txt,
+    "esp1._domainkey.esp.test": ed.txt,
+    "direct._domainkey.direct.test": direct.txt,
+  };
+  const spooled0 = readSpool(`${dir}/spool/data`, ids[0])!;
+  assert.deepEqual(await dkimpyVerify(spooled0, records), ["esp.test:pass", "shop.test:pass"]);
+  assert.deepEqual(
+    await dkimpyVerify(readSpool(`${dir}/spool/data`, ids[1])!, records),
+    ["direct.test:pass"],
+  );
+  assert.deepEqual(
+    await dkimpyVerify(new TextEncoder().encode(tampered), records),
+    ["esp.test:fail", "shop.test:fail"],
+  );
+  // A body change breaks both body hashes too.
+  const bodyTampered = raw.replace("Hello  there", "Hello there!");
+  assert.deepEqual(
+    await dkimpyVerify(new TextEncoder().encode(bodyTampered), records),
+    ["esp.test:fail", "shop.test:fail"],
+  );
   const sig = /DKIM-Signature: v=1; a=rsa-sha256[^]*?(?=\r\n\S)/.exec(raw)![0];
   assert.match(sig.replace(/\r\n\s+/g, " "), /\bx=\d+/);
   await Deno.remove(dir, { recursive: true });
