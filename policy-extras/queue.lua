@@ -365,8 +365,12 @@ local function glob_match(glob, path)
 end
 
 local function monitored(file, list)
+  -- a relative name (e.g. 'examples/queues.toml') is compared with the end
+  -- of the absolute names the monitor returns
+  local rel = file:sub(1, 1) ~= '/' and '/' .. file:gsub('^%./', '') or nil
   for _, g in ipairs(list or {}) do
     if g == file or glob_match(g, file) then return true end
+    if rel and g:sub(-#rel) == rel then return true end
   end
   return false
 end

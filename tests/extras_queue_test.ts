@@ -78,6 +78,7 @@ async function loadEngine(
 ): Promise<{ engine: PolicyEngine; dir: string }> {
   const dir = await Deno.makeTempDir({ prefix: "kumo-extras-queue-" });
   for (const [name, text] of Object.entries(files)) {
+    await Deno.mkdir(`${dir}/${name}`.replace(/\/[^/]*$/, ""), { recursive: true });
     await Deno.writeTextFile(`${dir}/${name}`, text);
   }
   await Deno.writeTextFile(`${dir}/init.lua`, policy.replaceAll("$DIR", dir));
@@ -258,12 +259,13 @@ Deno.test("queue helper: setup rules (twice, unknown option) and inline tables",
 });
 
 Deno.test("queue helper: --validate reports a get_queue_config handler registered after it", async () => {
+  // The policy file's own directory is monitored; a subdirectory is not.
   const { engine, dir } = await loadEngine(
     `local printed = {}\nprint = function(...) printed[#printed + 1] = table.concat({ ... }, ' ') end\n` +
-      HELPER +
+      HELPER.replace("$DIR/queues.toml", "$DIR/conf/queues.toml") +
       `kumo.on('get_queue_config', function() return kumo.make_queue_config {} end)\n` +
       `kumo.on('printed', function() return table.concat(printed, '\\n') end)\n`,
-    { "queues.toml": QUEUES_TOML },
+    { "conf/queues.toml": QUEUES_TOML },
     true,
   );
   let text: string;

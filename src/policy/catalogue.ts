@@ -97,7 +97,12 @@ export function buildCatalogue(
     set_config_monitor_globs: ((globs: string[]) => {
       cfg.configMonitorGlobs = [...globs];
     }) as Fn,
-    eval_config_monitor_globs: (() => evalGlobs(cfg.configMonitorGlobs)) as Fn,
+    // Same set the monitor hashes (src/main.ts): the globs plus the policy file's own directory.
+    eval_config_monitor_globs: (() => {
+      const dir = engine()?.policyDir;
+      const own = dir === undefined ? [] : [`${dir}/*.{lua,json,toml,yaml}`];
+      return evalGlobs([...cfg.configMonitorGlobs, ...own]);
+    }) as Fn,
     set_diagnostic_log_filter: ((spec: string) => diag.setFilter(String(spec))) as Fn,
     "dns.configure_resolver": ((input: unknown) => {
       const parsed: DnsResolverConfig = parseDnsResolver(input);
