@@ -19,6 +19,7 @@ import * as headers from "./headers.ts";
 import type { HeaderField } from "./headers.ts";
 import { buildQueueName } from "./queue_name.ts";
 import { newSpoolId, spoolIdCreatedMs } from "./spool_id.ts";
+import { parseWindow } from "./schedule_window.ts";
 
 /** Per-message schedule (`msg:set_scheduling`); `dow`, `tz`, `start`, `end` go together. */
 export interface Scheduling {
@@ -108,6 +109,13 @@ export function parseScheduling(value: unknown): Scheduling {
   if (present !== 0 && present !== WINDOW_KEYS.length) {
     throw new TypeError(`Cannot set scheduling window: dow, tz, start and end must all be set`);
   }
+  for (const k of ["first_attempt", "expires"] as const) {
+    const v = out[k];
+    if (v !== undefined && !Number.isFinite(Date.parse(v))) {
+      throw new TypeError(`Cannot set scheduling key "${k}": "${v}" is not an RFC 3339 time`);
+    }
+  }
+  parseWindow(out); // validates dow, tz, start and end
   return out;
 }
 

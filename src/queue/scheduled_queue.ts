@@ -14,6 +14,7 @@ import type { QueueConfig } from "../policy/config/queue_config.ts";
 import type { QueueNameComponents } from "../message/queue_name.ts";
 import type { WeightedRoundRobin } from "../egress/egress_pool.ts";
 import type { Throttle } from "../util/gcra.ts";
+import { scheduledDue } from "../message/schedule_window.ts";
 
 /**
  * Timer-ordered holding area for one scheduled queue.
@@ -59,9 +60,13 @@ export class ScheduledQueue {
     return this.#heap.length;
   }
 
-  /** Add a message; it fires at `msg.due`. */
+  /**
+   * Add a message; it fires at `msg.due`, moved forward to what its own
+   * schedule (`msg:set_scheduling`: first_attempt, weekly window) allows.
+   */
   schedule(msg: Message): void {
     if (this.#stopped) return;
+    if (msg.scheduling !== undefined) msg.due = scheduledDue(msg.due, msg.scheduling);
     const h = this.#heap;
     this.lastChanged = Date.now();
     h.push(msg);
