@@ -80,6 +80,12 @@ export interface SinkConnection {
   closedAt?: number;
   tls: boolean;
   messages: number;
+  /**
+   * Command verbs (upper-case) grouped by the socket read they arrived in:
+   * a pipelined MAIL/RCPT/DATA group shows up as one entry, a client that
+   * waits for each reply as one verb per entry. Exact while `delayMs` is 0.
+   */
+  commands: string[][];
 }
 
 /** Options for {@linkcode startSmtpSink}. */
@@ -100,6 +106,11 @@ export interface SmtpSinkOptions {
   delayMs?: number;
   /** Advertise PIPELINING. @default true */
   pipelining?: boolean;
+  /**
+   * Drop the connection without any reply at this stage (a transport error
+   * for the client) when it returns true. Checked before `replies`.
+   */
+  hangup?: (stage: SinkStage, arg: string, session: SinkSession) => boolean;
 }
 
 /** A running sink. */
@@ -258,6 +269,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
       connectedAt: Date.now(),
       tls: false,
       messages: 0,
+      commands: [],
     };
     connections.push(conn);
     const session: SinkSession = {
@@ -281,6 +293,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
     let out = "";
     let closeAfterFlush = false;
     let upgradeAfterFlush = false;
+    let freshRead = true; // the next command starts a new `conn.commands` group
 
     const reply = (code: number, text: string) => {
       const lines = text.split("\n");
@@ -294,6 +307,12 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
     };
     /** The hook's reply if it gave one; `true` when that reply was a failure. */
     const hooked = (stage: SinkStage, arg: string): boolean => {
+      if (options.hangup?.(stage, arg, session)) {
+        mode = "closing";
+        out = "";
+        sock.destroy();
+        return true;
+      }
       const r = hook?.(stage, arg, session);
       if (!r) return false;
       reply(r.code, r.text);
@@ -308,6 +327,9 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
       const space = line.indexOf(" ");
       const verb = (space < 0 ? line : line.slice(0, space)).toUpperCase();
       const arg = space < 0 ? "" : line.slice(space + 1).trim();
+      if (freshRead || conn.commands.length === 0) conn.commands.push([]);
+      freshRead = false;
+      conn.commands[conn.commands.length - 1].push(verb);
       if (refused && verb !== "QUIT") return reply(503, "5.5.1 No service");
       switch (verb) {
         case "EHLO": {
@@ -374,6 +396,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
 
     const finishMessage = (raw: Buffer) => {
       mode = "command";
+      freshRead = true; // commands after the body belong to a new group
       const data = unstuff(raw);
       if (hooked("message", "")) {
         resetTransaction();
@@ -479,6 +502,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
 
     const onData = (chunk: Buffer) => {
       if (mode === "closing") return;
+      freshRead = true;
       input = input.length === 0 ? chunk : Buffer.concat([input, chunk]);
       process();
     };
