@@ -16,6 +16,9 @@ import type { WeightedRoundRobin } from "../egress/egress_pool.ts";
 import type { Throttle } from "../util/gcra.ts";
 import { scheduledDue } from "../message/schedule_window.ts";
 
+/** The longest delay setTimeout takes (2^31 − 1 ms). */
+const MAX_TIMER_MS = 2_147_483_647;
+
 /**
  * Timer-ordered holding area for one scheduled queue.
  *
@@ -107,7 +110,12 @@ export class ScheduledQueue {
     if (this.#timer !== undefined && this.#timerAt <= at) return;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timerAt = at;
-    this.#timer = setTimeout(() => this.#fire(), Math.max(0, at - Date.now()));
+    // setTimeout wants a 32-bit delay: a due time beyond ~24.8 days just
+    // wakes up early and re-arms (#fire only takes messages that are due).
+    this.#timer = setTimeout(
+      () => this.#fire(),
+      Math.min(MAX_TIMER_MS, Math.max(0, at - Date.now())),
+    );
   }
 
   #fire(): void {
