@@ -457,7 +457,10 @@ export class SmtpSession {
     this.state = "closed";
     this.#closeAfterFlush = true;
     this.#flush();
-    this.#socket.end();
+    // Close our side once the last reply is flushed: a peer that then resets
+    // the connection (smtp-source and many clients do) finds it already
+    // gone, instead of costing us an ECONNRESET error object per session.
+    this.#socket.end(() => this.#socket.destroy());
     // end() waits for the peer on half-open sockets; do not linger.
     this.#lingerTimer = setTimeout(() => this.#socket.destroy(), 2000);
     Deno.unrefTimer(this.#lingerTimer);
