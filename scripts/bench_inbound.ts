@@ -6,7 +6,12 @@
  *   nothing is delivered; queue files fsynced as usual),
  * - kumo with each spool kind (`RocksDB` = the segment-log spool, `LocalDisk`
  *   = one file per record), fsync on every acknowledged message via group
- *   commit, Reception log on.
+ *   commit, Reception log on. Like Postfix's hold, every message is kept in
+ *   its scheduled queue: `smtp_server_message_received` gives it a
+ *   `first_attempt` an hour ahead, so no delivery (and no DNS) runs during
+ *   the measurement; DNS points at a dead loopback port all the same.
+ *   Afterwards the run checks that every message reached a scheduled queue
+ *   (`scheduled_count_total` on /metrics).
  *
  * Prints msgs/s, MTA CPU ms per message (kumo: utime+stime of its process
  * from /proc/<pid>/stat; Postfix: master plus every child, live and reaped —
@@ -185,16 +190,31 @@ async function benchPostfix(): Promise<{ secs: number; cpu: number } | string> {
   }
 }
 
+/** `scheduled_count_total` from kumo's /metrics: how many messages its queues hold. */
+async function scheduledTotal(httpPort: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  const m = /^scheduled_count_total(?:\{[^}]*\})? ([0-9.e+]+)$/m.exec(text);
+  return m ? Number(m[1]) : NaN;
+}
+
 async function benchKumo(kind: string): Promise<{ secs: number; cpu: number }> {
   const dir = await Deno.makeTempDir({ prefix: "kumo-bench-in-" });
+  const httpPort = freePort();
   await Deno.writeTextFile(
     `${dir}/init.lua`,
     `local kumo = require 'kumo'
 kumo.on('init', function()
+  kumo.dns.configure_resolver { name_servers = { '127.0.0.1:9' } }
   kumo.start_esmtp_listener { listen = '127.0.0.1:0', hostname = 'bench.test' }
+  kumo.start_http_listener { listen = '127.0.0.1:${httpPort}' }
   kumo.define_spool { name = 'data', path = '${dir}/spool/data', kind = '${kind}' }
   kumo.define_spool { name = 'meta', path = '${dir}/spool/meta', kind = '${kind}' }
   kumo.configure_local_logs { log_dir = '${dir}/logs' }
+end)
+-- hold: the first attempt is an hour away (Postfix's side holds every message too)
+local hold_until = '${new Date(Date.now() + 3600_000).toISOString()}'
+kumo.on('smtp_server_message_received', function(msg)
+  msg:set_scheduling { first_attempt = hold_until }
 end)
 `,
   );
@@ -222,6 +242,8 @@ end)
     const cpu0 = cpuMs(child.pid);
     const secs = await smtpSource(port);
     const cpu = cpuMs(child.pid) - cpu0;
+    const held = await scheduledTotal(httpPort);
+    if (held !== MSGS) throw new Error(`kumo (${kind}) holds ${held} messages, expected ${MSGS}`);
     return { secs, cpu };
   } finally {
     child.kill("SIGTERM");
