@@ -138,6 +138,11 @@ function toRecord(r: ClientResponse): ResponseRecord {
 }
 
 function sleep(ms: number): Promise<void> {
+/** `ip:port`, IPv6 in brackets (Rust's SocketAddr Display). */
+function socketAddr(ip: string, port: number): string {
+  return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
   return new Promise((r) => setTimeout(r, ms));
 }
 
@@ -369,7 +374,8 @@ export class ReadyQueue {
           outcome: "Bounce",
           response: internal(
             550,
-            `5.4.4 ${t.addr} is on the list of prohibited_hosts ${
+            // Upstream prints the resolved address as `<host>/<addr>`.
+            `5.4.4 ${t.name}/${t.addr} is on the list of prohibited_hosts ${
               JSON.stringify(path.prohibitedHosts.toJSON())
             }`,
           ),
@@ -548,6 +554,18 @@ export class ReadyQueue {
         }
         plan = got;
         idx = 0;
+  /**
+   * A source set up for SOCKS5 (`socks5_proxy_server` + `socks5_proxy_source_address`)
+   * cannot be served: SOCKS5 is not implemented, and connecting directly
+   * would send from the wrong address. Returns the connect error, or null.
+   */
+  #socks5Refusal(): string | null {
+    const src = this.source;
+    if (!src.socks5ProxyServer || !src.socks5ProxySourceAddress) return null;
+    return `Cannot connect via SOCKS5 proxy ${src.socks5ProxyServer} for source "${src.name}": ` +
+      "SOCKS5 proxies are not supported";
+  }
+
       }
       if (this.#connThrottle) {
         const wait = await this.#acquire(this.#connThrottle, path.idleTimeout);
@@ -557,7 +575,9 @@ export class ReadyQueue {
           break;
         }
       }
-      // Connect: walk the plan (next host on failure).
+      // Connect: walk the plan (next host on failure). The session id is made
+      // first so that a failed plan's TransientFailure carries it (logs §2).
+      const sessionId = crypto.randomUUID();
       let client: SmtpClient | null = null;
       let target: ConnectionTarget | null = null;
       const errors: string[] = [];
@@ -579,9 +599,9 @@ export class ReadyQueue {
             `4.4.1 KumoMTA internal: bulk delay of ready queue ${this.name}: ` +
               `No answer from any hosts listed in MX: ${errors.join(", ")}`,
           );
-          this.#failAll(item, "TransientFailure", resp);
+          this.#failAll(item, "TransientFailure", resp, { sessionId });
           for (let p = this.#take(); p; p = this.#take()) {
-            this.#failAll(p, "TransientFailure", resp);
+            this.#failAll(p, "TransientFailure", resp, { sessionId });
           }
           item = undefined;
           break;
@@ -590,6 +610,11 @@ export class ReadyQueue {
           item,
           "TransientFailure",
           internal(
+      const socks5 = this.#socks5Refusal();
+      if (socks5) {
+        errors.push(socks5);
+        idx = plan.length; // never connect directly instead of through the proxy
+      }
             400,
             `KumoMTA internal: failed to connect to any candidate hosts: ${errors.join(", ")}`,
           ),
@@ -601,14 +626,15 @@ export class ReadyQueue {
       this.#clients.add(client);
       countConnection("smtp_client"); // [metrics]
       countConnection(`smtp_client:${this.name}`);
-      const sessionId = crypto.randomUUID();
       const peer: PeerAddress = {
         name: target.name,
         // `:port` only when the route itself named one (logs §1.2), not for smtp_port.
         addr: this.#routePort(target) ? `${target.addr}:${target.port}` : target.addr,
       };
-      const sourceAddress: SourceAddress = client.plan.haProxy
-        ? { address: client.localAddress, server: client.plan.haProxy.server, protocol: "haproxy" }
+      // Through HAProxy the address is the one the proxy was asked to use, port 0 (as upstream).
+      const hp = client.plan.haProxy;
+      const sourceAddress: SourceAddress = hp
+        ? { address: socketAddr(hp.sourceAddress, 0), server: hp.server, protocol: "haproxy" }
         : { address: client.localAddress };
       const extra = () => ({ peer, sourceAddress, sessionId, tls: client.tlsInfo ?? undefined });
       let broken = false; // 421, I/O error or timeout ended the session
@@ -622,6 +648,7 @@ export class ReadyQueue {
               break;
             }
           }
+          { sessionId },
           const cur: Pending = item;
           const msg = cur.msg;
           let responses: ClientResponse[];

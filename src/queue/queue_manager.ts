@@ -34,7 +34,15 @@ import { type AttemptReport, ReadyQueue, readyQueueName } from "../egress/ready_
 import { Throttle } from "../util/gcra.ts";
 import { ScheduledQueue } from "./scheduled_queue.ts";
 import type { QueueHandoff } from "./handoff.ts";
-import { delayBasedOnAge, inferNumAttempts, scheduleAfterFailure } from "./retry_schedule.ts";
+import {
+  delayBasedOnAge,
+  delayForAttempt,
+  inferNumAttempts,
+  scheduleAfterFailure,
+} from "./retry_schedule.ts";
+import { formatDuration } from "../util/duration.ts";
+import { PolicyReject } from "../policy/policy_error.ts";
+import { spoolIdCreatedMs } from "../message/spool_id.ts";
 import { QueueAdmin } from "./queue_admin.ts"; // [admin]
 import { countDelay, countMxCache, countOutcome, kumoMetrics } from "../metrics/kumo_metrics.ts"; // [metrics]
 import { protocolRoute } from "./protocol_route.ts"; // [protocols]
@@ -76,22 +84,23 @@ function internalResponse(code: number, text: string): ResponseRecord {
   };
 }
 
-/** humantime-style duration: `1m 30s 250ms`. */
+/** humantime `format_duration` of whole milliseconds: `1m 30s 250ms`, `7days`. */
 function humanDuration(ms: number): string {
-  ms = Math.max(0, Math.round(ms));
-  const parts: string[] = [];
-  const units: [string, number][] = [["d", 86_400_000], ["h", 3_600_000], ["m", 60_000], [
-    "s",
-    1000,
-  ], ["ms", 1]];
-  for (const [u, n] of units) {
-    if (ms >= n) {
-      parts.push(`${Math.floor(ms / n)}${u}`);
-      ms %= n;
-    }
-  }
-  return parts.length ? parts.join(" ") : "0s";
+  return formatDuration(Math.max(0, Math.round(ms)));
 }
+
+/** chrono's `DateTime<Utc>` Display, as upstream prints times: `2026-01-02 03:04:05.123 UTC`. */
+function chronoUtc(ms: number): string {
+  const iso = new Date(ms).toISOString(); // 2026-01-02T03:04:05.123Z
+  const frac = ms % 1000 === 0 ? "" : iso.slice(19, 23);
+  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}${frac} UTC`;
+}
+
+/** Why `requeue_message` handlers did not simply succeed. */
+type RequeueHookResult = "ok" | "bounced" | "failed";
+
+/** Meta keys that make up the queue name (restored when `requeue_message` fails). */
+const QUEUE_META_KEYS = ["queue", "tenant", "campaign", "routing_domain"] as const;
 
 function responseLine(r: ResponseRecord): string {
   const e = r.enhanced_code;
@@ -433,14 +442,16 @@ export class QueueManager implements QueueHandoff {
     const context = "ThrottledByThrottleInsertReadyQueue";
     countDelay("throttle_insert_ready", q.name); // [metrics]
     const delayMs = Math.floor(this.#random() * 60_000);
-    if (!(await this.#requeueHook(msg, null, [context], false, delayMs))) return true;
+    if ((await this.#requeueHook(msg, null, [context], false, delayMs)) === "bounced") return true;
     this.#delay(q.name === msg.queueName() ? q : undefined, msg, delayMs, context);
     return true;
   }
 
   /**
-   * Run the `requeue_message` handlers; false when one failed (the message
-   * was then bounced and removed, as upstream treats a policy error there).
+   * Run the `requeue_message` handlers (lua-api §3): `kumo.reject(code, text)`
+   * bounces the message with that code and text and removes it ("bounced");
+   * any other error is logged and the message goes back to its original
+   * queue ("failed": queue-name meta restored).
    */
   async #requeueHook(
     msg: Message,
@@ -449,9 +460,10 @@ export class QueueManager implements QueueHandoff {
     incrementAttempts: boolean,
     delayMs: number | null,
     x: RecordExtra = {},
-  ): Promise<boolean> {
+  ): Promise<RequeueHookResult> {
     const engine = this.#o.engine;
-    if (!engine.hasHandler("requeue_message")) return true;
+    if (!engine.hasHandler("requeue_message")) return "ok";
+    const saved = QUEUE_META_KEYS.map((k) => [k, msg.meta[k]] as const);
     try {
       await engine.callOrThrow("requeue_message", "msbbs", [
         msg,
@@ -460,24 +472,25 @@ export class QueueManager implements QueueHandoff {
         incrementAttempts,
         delayMs === null ? null : delayMs / 1000,
       ]);
-      return true;
+      return "ok";
     } catch (e) {
-      diag.error("kumod::queue", `Error in requeue_message for "${msg.id}": ${e}`);
+      if (!(e instanceof PolicyReject)) {
+        diag.error("kumod::queue", `Error in requeue_message for "${msg.id}": ${e}`);
+        for (const [k, v] of saved) if (msg.meta[k] !== v) msg.setMeta(k, v);
+        return "failed";
+      }
       this.#log(
         this.#record(
           "Bounce",
           msg,
           msg.recipients.map((r) => r.email),
-          internalResponse(
-            550,
-            `5.4.0 KumoMTA internal: requeue_message failed: ${(e as Error).message}`,
-          ),
+          internalResponse(e.code, e.text),
           x,
         ),
         msg,
       );
       await this.#finish(msg);
-      return false;
+      return "bounced";
     }
   }
 
@@ -674,7 +687,11 @@ export class QueueManager implements QueueHandoff {
       return;
     }
     const before = msg.queueName();
-    if (!(await this.#requeueHook(msg, response, ["TransientFailure"], true, null, x))) return;
+    if (
+      (await this.#requeueHook(msg, response, ["TransientFailure"], true, null, x)) === "bounced"
+    ) {
+      return;
+    }
     const after = msg.queueName();
     const sq = q && q.name === after ? q : await this.#queueFor(after);
     const cfg = sq.config;
@@ -690,21 +707,19 @@ export class QueueManager implements QueueHandoff {
     });
     msg.incrementNumAttempts();
     if (d.kind === "expire") {
-      const limit = expires !== undefined && Number.isFinite(expires)
-        ? new Date(expires).toISOString()
-        : new Date(msg.createdMs + cfg.maxAge).toISOString();
+      // Upstream wording (queue.rs increment_attempts_and_update_delay).
+      const text = expires !== undefined && Number.isFinite(expires)
+        ? `5.4.7 Next delivery time would be at ${chronoUtc(d.due)} which exceeds ` +
+          `the expiry time ${chronoUtc(expires)} configured via set_scheduling`
+        : `5.4.7 Next delivery time would be ${humanDuration(d.due - msg.createdMs)} ` +
+          `after creation, which exceeds max_age=${humanDuration(cfg.maxAge)}`;
       this.#log(
         this.#record(
           "Expiration",
           msg,
           msg.recipients.map((r) => r.email),
-          internalResponse(
-            551,
-            `5.4.7 Next delivery time would be at ${
-              new Date(d.due).toISOString()
-            } which exceeds the expiry time ${limit} configured via set_scheduling or max_age`,
-          ),
-          {},
+          internalResponse(551, text),
+          { pool: cfg.egressPool ?? null, providerName: cfg.providerName },
         ),
         msg,
       );
@@ -721,10 +736,11 @@ export class QueueManager implements QueueHandoff {
     try {
       // deferred_spool: the data was never written; it must be before the meta (§3.1).
       if (msg.dataDirty && msg.data !== null) {
-        await this.#o.spools.data.store(msg.id, msg.data, { sync: false });
+        await this.#o.spools.data.store(msg.id, msg.data, { sync: msg.forceSync });
         msg.dataDirty = false;
       }
-      await this.#o.spools.meta.store(msg.id, msg.metaBytes(), { sync: false });
+      // msg:set_force_sync(true) makes write-backs durable before going on.
+      await this.#o.spools.meta.store(msg.id, msg.metaBytes(), { sync: msg.forceSync });
       msg.metaDirty = false;
     } catch (e) {
       diag.error("kumod::queue", `Cannot save meta of message "${msg.id}": ${e}`);
@@ -762,6 +778,7 @@ export class QueueManager implements QueueHandoff {
         msg.dataDirty = false;
       } catch (e) {
         diag.error("kumod::spool", `Removing unparsable message "${entry.id}": ${e}`);
+        this.#logCorruptMeta(entry.id, e as Error); // logs §2: Expiration {5,1,3}
         await this.#finish({ id: entry.id } as Message);
         continue;
       }
@@ -772,28 +789,43 @@ export class QueueManager implements QueueHandoff {
         if (this.#internal(msg)) continue; // [http]
         const q = await this.#queueFor(msg.queueName());
         const cfg = q.config;
-        const age = Date.now() - msg.createdMs;
+        const now = Date.now();
+        const age = now - msg.createdMs;
         msg.numAttempts = inferNumAttempts(age, cfg);
         const expires = msg.scheduling?.expires ? Date.parse(msg.scheduling.expires) : NaN;
-        const delay = delayBasedOnAge(msg.numAttempts, age, cfg);
-        if (delay === null || (Number.isFinite(expires) && Date.now() >= expires)) {
+        // A message with its own `expires` is not subject to max_age (§3).
+        const hasExpires = Number.isFinite(expires);
+        const delay = delayBasedOnAge(
+          msg.numAttempts,
+          age,
+          hasExpires ? { ...cfg, maxAge: Infinity } : cfg,
+        );
+        if (hasExpires ? now >= expires : delay === null) {
+          let next = age; // age the message would have at its next due time
+          if (!hasExpires) {
+            let overall = 0;
+            for (let i = 1; i < msg.numAttempts; i++) overall += delayForAttempt(i, cfg);
+            next = Math.max(age, overall);
+          }
+          const text = hasExpires
+            ? `5.4.7 Next delivery time would be at ${chronoUtc(now)} which exceeds ` +
+              `the expiry time ${chronoUtc(expires)} configured via set_scheduling`
+            : `5.4.7 Next delivery time would be ${humanDuration(next)} after creation, ` +
+              `which exceeds max_age=${humanDuration(cfg.maxAge)}`;
           this.#log(
             this.#record(
               "Expiration",
               msg,
               msg.recipients.map((r) => r.email),
-              internalResponse(
-                551,
-                "5.4.7 Next delivery time would exceed the configured max_age or expires time",
-              ),
-              {},
+              internalResponse(551, text),
+              { site: "localhost", pool: cfg.egressPool ?? null, providerName: cfg.providerName },
             ),
             msg,
           );
           await this.#finish(msg);
           continue;
         }
-        msg.due = Date.now() + delay;
+        msg.due = Date.now() + (delay ?? 0);
         q.schedule(msg);
         n++;
       } catch (e) {
@@ -801,6 +833,47 @@ export class QueueManager implements QueueHandoff {
       }
     }
     diag.info("kumod::spool", `spool enumeration complete: ${n} messages queued`);
+  }
+
+  /**
+   * The Expiration record for a meta spool entry that cannot be parsed
+   * (logs §2: `551`, `{5,1,3}`): only the id is known, so sender,
+   * recipient and queue are empty.
+   */
+  #logCorruptMeta(id: string, e: Error): void {
+    const now = nowEpochMs();
+    let created = now;
+    try {
+      created = spoolIdCreatedMs(id);
+    } catch { /* not a time-based id: use now */ }
+    const rec: LogRecord = {
+      type: "Expiration",
+      id,
+      sender: "",
+      recipient: "",
+      queue: "",
+      site: "localhost",
+      size: 0,
+      response: internalResponse(551, `5.1.3 Failed to parse metadata: ${e.message}`),
+      peer_address: null,
+      timestamp: Math.floor(now / 1000),
+      event_time: formatRfc3339Nanos(now),
+      created: Math.floor(created / 1000),
+      created_time: formatRfc3339Nanos(created),
+      num_attempts: 0,
+      bounce_classification: "Uncategorized",
+      egress_pool: null,
+      egress_source: null,
+      source_address: null,
+      feedback_report: null,
+      meta: {},
+      headers: {},
+      delivery_protocol: null,
+      reception_protocol: null,
+      nodeid: this.#nodeId,
+    };
+    countOutcome(rec); // [metrics]
+    this.#o.logs.submit(rec, { meta: {}, getAllHeaders: () => [] });
   }
 
   // ---- shutdown ----
