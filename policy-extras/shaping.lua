@@ -122,7 +122,23 @@ function mod:setup_with_automation(options)
     local errors = kumo.shaping.get_errors(handle)
     for _, e in ipairs(errors) do print('shaping error: ' .. e) end
     for _, w in ipairs(kumo.shaping.get_warnings(handle)) do print('shaping warning: ' .. w) end
-    if #errors > 0 then kumo.validation_failed() end
+    local failed = #errors > 0
+    -- Sources named by shaping blocks must exist in the sources helper
+    -- (only checked when the policy uses it).
+    local sources_mod = package.loaded['policy-extras.sources']
+    if type(sources_mod) == 'table' and sources_mod.CONFIGURED then
+      local ok_s, sdata = pcall(sources_mod.load_data, sources_mod.CONFIGURED.data_files)
+      if ok_s then
+        for _, name in ipairs(kumo.shaping.get_referenced_sources(handle)) do
+          if sdata.raw.sources[name] == nil then
+            print(string.format(
+              "shaping error: source '%s' is named in the shaping data but is not defined by the sources helper", name))
+            failed = true
+          end
+        end
+      end
+    end
+    if failed then kumo.validation_failed() end
   end)
 
   local warned = false

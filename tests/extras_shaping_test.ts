@@ -170,7 +170,10 @@ Deno.test("shaping: bad data fails every lookup with the file and the key named"
       `["lab.test"]\nmx_rollup = false\nbogus_key = 1\n`,
       /shaping\.toml.*interpreting domain 'lab\.test' params .* as EgressPathConfig: .*unknown field `bogus_key`/,
     ],
-    [`["lab.test"\nx = 1\n`, /Cannot parse shaping file ".*shaping\.toml"/],
+    [
+      `["ok.test"]\nmx_rollup = false\nconnection_limit = 1\n["bad.test"\nx = 1\n`,
+      /Cannot parse shaping file ".*shaping\.toml" at line 4, column \d+: /,
+    ],
     [
       `[provider."p"]\nmatch = [{ MXSuffix = ".x.test" }]\nprovider_connection_limit = "lots"\n`,
       /shaping\.toml.*provider 'p'.*provider_connection_limit/,
@@ -309,4 +312,309 @@ s.quit()`,
     assert.equal(await kumo.stop(), 0, kumo.stderr());
   }
   await Deno.remove(dir, { recursive: true });
+});
+
+const MORE_ZONES = {
+  ...ZONES,
+  "a.shared.test": { MX: [{ pref: 10, host: "mx.shared.test" }] },
+  "b.shared.test": { MX: [{ pref: 10, host: "mx.shared.test" }] },
+  "nullmx.test": { MX: [{ pref: 0, host: "." }] },
+  "hostname.test": { MX: [{ pref: 10, host: "mx.exact.test" }] },
+  "hostname2.test": { MX: [{ pref: 10, host: "mx2.exact.test" }] },
+  "mixed.test": {
+    MX: [{ pref: 10, host: "mx1.bigmx.test" }, { pref: 20, host: "mx.other.test" }],
+  },
+  "allbig.test": {
+    MX: [{ pref: 10, host: "mx1.bigmx.test" }, { pref: 20, host: "mx3.bigmx.test" }],
+  },
+  "gmail.test": {
+    MX: [{ pref: 5, host: "gmail-smtp-in.l.google.com" }, {
+      pref: 10,
+      host: "alt1.gmail-smtp-in.l.google.com",
+    }],
+  },
+  "yahoo.test": { MX: [{ pref: 1, host: "mta5.am0.yahoodns.net" }] },
+  "apple.test": { MX: [{ pref: 10, host: "mx01.mail.icloud.com" }] },
+  "orange.test": { MX: [{ pref: 10, host: "smtp-in.orange.fr" }] },
+  "mimecast.test": { MX: [{ pref: 10, host: "za-smtp-inbound-1.mimecast.co.za" }] },
+};
+
+const ONLY_FILES = (files: string[], extra = "") =>
+  `local s = shaping:setup_with_automation { extra_files = { ${
+    files.map((f) => `'$DIR/${f}'`).join(", ")
+  } }, no_default_files = true, ${extra} }
+   kumo.on('get_egress_path_config', s.get_egress_path_config)
+   kumo.on('warnings', function() return s.load_shaping_data():get_warnings() end)`;
+
+Deno.test("shaping: two domain blocks on one MX site merge into the site block, with an aliased_site warning", async () => {
+  await using dns = await startDnsServer({ zones: MORE_ZONES });
+  await using t = await loadEngine(
+    dns,
+    ONLY_FILES(["shaping.toml"], `load_validation_options = { aliased_site = 'Warn' }`),
+    {
+      "shaping.toml": `["a.shared.test"]
+connection_limit = 2
+max_deliveries_per_connection = 3
+
+["a.shared.test".sources."s1"]
+idle_timeout = "7s"
+
+["b.shared.test"]
+connection_limit = 4
+
+["b.shared.test".sources."s1"]
+data_timeout = "8s"
+`,
+    },
+  );
+  for (const d of ["a.shared.test", "b.shared.test"]) {
+    // before the fix every lookup failed: "Cannot read properties of undefined (reading 'push')"
+    const v = await t.engine.callOrThrow("path", "sss", [d, "s1", null]) as View;
+    assert.equal(v.connection_limit, 4, d); // the later block wins key by key
+    assert.equal(v.max_deliveries_per_connection, 3, d);
+    assert.equal(v.idle_timeout, "7s", d);
+    assert.equal(v.data_timeout, "8s", d);
+  }
+  const warnings = await t.engine.callOrThrow("warnings", "", []) as string[];
+  assert.equal(warnings.length, 1, JSON.stringify(warnings));
+  assert.match(
+    warnings[0],
+    /^domains 'a\.shared\.test', 'b\.shared\.test' share MX site 'mx\.shared\.test'; their blocks are merged$/,
+  );
+});
+
+Deno.test("shaping: a site source block beats the domain block; additional_* maps merge across layers; files merge key by key", async () => {
+  await using dns = await startDnsServer({ zones: MORE_ZONES });
+  await using t = await loadEngine(dns, ONLY_FILES(["shaping.toml", "more.toml"]), {
+    "shaping.toml": SHAPING,
+    "more.toml": `["routed.test"]
+mx_rollup = false
+idle_timeout = "5s"
+
+["plainrouted.test"]
+mx_rollup = false
+max_deliveries_per_connection = 5
+additional_connection_limits = { "domain-extra" = 2 }
+
+["rolled.test"]
+additional_connection_limits = { "site-extra" = 3 }
+`,
+  });
+  const path = async (d: string, s: string, siteOf?: string) =>
+    await t.engine.callOrThrow("path", "sss", [d, s, siteOf ?? null]) as View;
+  // step 6 (site source) overlays step 5 (domain block): 6, not the domain's 5
+  const ps = await path("plainrouted.test", "s1", "rolled.test");
+  assert.equal(ps.max_deliveries_per_connection, 6);
+  assert.deepEqual(ps.additional_connection_limits, { "site-extra": 3, "domain-extra": 2 });
+  assert.equal(
+    (await path("plainrouted.test", "s2", "rolled.test")).max_deliveries_per_connection,
+    5,
+  );
+  // provider implied limit + site map: merged entry by entry
+  const r = await path("routed.test", "s1", "rolled.test");
+  assert.deepEqual(r.additional_connection_limits, {
+    "shaping-provider-big-s1-limit": 7,
+    "site-extra": 3,
+  });
+  // routed.test from both files: the second file adds a key, the first file's keys stay
+  assert.equal(r.idle_timeout, "5s");
+  assert.equal(r.max_deliveries_per_connection, 7);
+  assert.equal((await path("routed.test", "s2", "other.test")).max_deliveries_per_connection, 5);
+});
+
+Deno.test("shaping: replace_base discards earlier files' block; provider blocks of one name merge match lists", async () => {
+  await using dns = await startDnsServer({ zones: MORE_ZONES });
+  await using t = await loadEngine(dns, ONLY_FILES(["one.toml", "two.toml"]), {
+    "one.toml": `["default"]
+max_deliveries_per_connection = 1
+
+["lab.test"]
+mx_rollup = false
+max_deliveries_per_connection = 5
+connection_limit = 3
+
+["lab.test".sources."s1"]
+max_deliveries_per_connection = 7
+
+[provider."p"]
+match = [{ DomainSuffix = "one.test" }]
+max_deliveries_per_connection = 11
+`,
+    "two.toml": `["lab.test"]
+mx_rollup = false
+replace_base = true
+connection_limit = 8
+
+[provider."p"]
+match = [{ DomainSuffix = "two.test" }]
+connection_limit = 12
+`,
+  });
+  const path = async (d: string, s: string) =>
+    await t.engine.callOrThrow("path", "sss", [d, s, "other.test"]) as View;
+  const lab = await path("lab.test", "s1");
+  assert.equal(lab.connection_limit, 8);
+  assert.equal(lab.max_deliveries_per_connection, 1, "file one's block and source block are gone");
+  for (const d of ["x.one.test", "x.two.test"]) {
+    const v = await path(d, "s1");
+    assert.equal(v.provider_name, "p", d);
+    assert.equal(v.max_deliveries_per_connection, 11, d);
+    assert.equal(v.connection_limit, 12, d);
+  }
+});
+
+Deno.test("shaping: NULL MX blocks are dropped, HostName rules, every MX must match, no providers for [ip] routes", async () => {
+  await using dns = await startDnsServer({ zones: MORE_ZONES });
+  await using t = await loadEngine(
+    dns,
+    ONLY_FILES(["shaping.toml"], `load_validation_options = { null_mx = 'Warn' }`),
+    {
+      "shaping.toml": `["default"]
+connection_limit = 1
+
+["nullmx.test"]
+connection_limit = 9
+
+["[127.0.0.1]"]
+mx_rollup = false
+smtp_port = 2626
+
+[provider."exact"]
+match = [{ HostName = "mx.exact.test" }]
+connection_limit = 21
+
+[provider."big"]
+match = [{ MXSuffix = ".bigmx.test" }]
+connection_limit = 22
+
+[provider."iplit"]
+match = [{ DomainSuffix = "0.1]" }]
+connection_limit = 23
+`,
+    },
+  );
+  const path = async (d: string, siteOf?: string) =>
+    await t.engine.callOrThrow("path", "sss", [d, "s1", siteOf ?? null]) as View;
+  const hn = await path("hostname.test");
+  assert.equal(hn.provider_name, "exact");
+  assert.equal(hn.connection_limit, 21);
+  const hn2 = await path("hostname2.test");
+  assert.equal(hn2.provider_name, undefined, "HostName is an exact host, not a suffix");
+  assert.equal(hn2.connection_limit, 1);
+  const mixed = await path("mixed.test");
+  assert.equal(mixed.provider_name, undefined, "one MX host outside .bigmx.test");
+  assert.equal(mixed.connection_limit, 1);
+  const all = await path("allbig.test");
+  assert.equal(all.provider_name, "big");
+  assert.equal(all.connection_limit, 22);
+  const ip = await path("[127.0.0.1]", "other.test");
+  assert.equal(ip.provider_name, undefined, "providers are skipped for an IP literal");
+  assert.equal(ip.connection_limit, 1);
+  assert.equal(ip.smtp_port, 2626);
+  const nm = await path("nullmx.test", "other.test");
+  assert.equal(nm.connection_limit, 1, "a NULL MX block has no site to apply to");
+  const warnings = await t.engine.callOrThrow("warnings", "", []) as string[];
+  assert.deepEqual(warnings, [
+    "domain 'nullmx.test' has a NULL MX; its shaping block is ignored",
+  ]);
+});
+
+Deno.test("shaping: the bundled file's providers apply by MX host", async () => {
+  await using dns = await startDnsServer({ zones: MORE_ZONES });
+  await using t = await loadEngine(
+    dns,
+    `kumo.on('get_egress_path_config', shaping:setup {})`,
+    {},
+  );
+  const path = async (d: string, s = "s1", siteOf?: string) =>
+    await t.engine.callOrThrow("path", "sss", [d, s, siteOf ?? null]) as View;
+  const g = await path("gmail.test");
+  assert.equal(g.provider_name, "google");
+  assert.equal(g.enable_tls, "Required");
+  assert.equal(g.max_deliveries_per_connection, 50);
+  assert.equal(g.consecutive_connection_failures_before_delay, 5);
+  assert.deepEqual(g.additional_connection_limits, { "shaping-provider-google-s1-limit": 5 });
+  const y = await path("yahoo.test");
+  assert.equal(y.provider_name, "yahoo");
+  assert.equal(y.max_deliveries_per_connection, 20);
+  assert.equal(y.enable_tls, "Opportunistic");
+  const a = await path("apple.test");
+  assert.equal(a.provider_name, "apple");
+  assert.equal(a.max_deliveries_per_connection, 5);
+  assert.deepEqual(a.additional_connection_limits, { "shaping-provider-apple-s1-limit": 10 });
+  const o = await path("orange.test");
+  assert.equal(o.provider_name, "orange");
+  assert.equal(o.enable_tls, "Required");
+  assert.deepEqual(o.additional_connection_limits, { "shaping-provider-orange-s1-limit": 2 });
+  const m = await path("mimecast.test");
+  assert.equal(m.provider_name, "mimecast");
+  assert.equal(m.connection_limit, 10);
+  assert.equal(m.max_deliveries_per_connection, 100);
+  // the bundled mx_rollup=false entry for example.com and its source block
+  const ex = await path("example.com", "my source name", "other.test");
+  assert.equal(ex.connection_limit, 5);
+  assert.equal(ex.max_deliveries_per_connection, 100);
+  assert.equal((await path("example.com", "s1", "other.test")).connection_limit, 3);
+  const plain = await path("other.test");
+  assert.equal(plain.provider_name, undefined);
+  assert.equal(plain.connection_limit, 10);
+  assert.equal(plain.max_message_rate, "100/s");
+});
+
+Deno.test("shaping: --validate names sources missing from the sources helper and provider overlaps", async () => {
+  await using dns = await startDnsServer({ zones: ZONES });
+  const dir = await Deno.makeTempDir({ prefix: "kumo-extras-shaping-validate2-" });
+  await Deno.writeTextFile(
+    `${dir}/shaping.toml`,
+    `["rolled.test"]
+connection_limit = 2
+
+["rolled.test".sources."known"]
+connection_limit = 3
+
+["lab.test"]
+mx_rollup = false
+
+["lab.test".sources."ghost"]
+connection_limit = 4
+
+[provider."big"]
+match = [{ MXSuffix = ".bigmx.test" }]
+`,
+  );
+  await Deno.writeTextFile(
+    `${dir}/sources.toml`,
+    `[source."known"]\n[pool."p"]\n[pool."p"."known"]\n`,
+  );
+  await Deno.writeTextFile(
+    `${dir}/init.lua`,
+    `local kumo = require 'kumo'
+kumo.dns.configure_resolver { name_servers = { '${dns.address}' } }
+local shaping = require 'policy-extras.shaping'
+local sources = require 'policy-extras.sources'
+kumo.on('get_egress_path_config', shaping:setup_with_automation {
+  extra_files = { '${dir}/shaping.toml' }, no_default_files = true }.get_egress_path_config)
+sources:setup { '${dir}/sources.toml' }
+kumo.on('init', function() end)
+`,
+  );
+  const out = await run(Deno.execPath(), [
+    "run",
+    "-A",
+    new URL("../mod.ts", import.meta.url).pathname,
+    "--validate",
+    "--policy",
+    `${dir}/init.lua`,
+  ], 30_000);
+  await Deno.remove(dir, { recursive: true });
+  assert.equal(out.code, 1, out.stdout + out.stderr);
+  assert.match(
+    out.stdout,
+    /shaping error: source 'ghost' is named in the shaping data but is not defined by the sources helper/,
+  );
+  assert.doesNotMatch(out.stdout, /source 'known' is named/);
+  assert.match(
+    out.stdout,
+    /shaping warning: domain 'rolled\.test' is also matched by provider 'big'/,
+  );
 });

@@ -1,42 +1,56 @@
 /**
  * policy-extras.sources through the real program: the operator guide's
- * sources.toml (IPs moved to 127.0.0.x) plus a JSON file adding a weight-0
- * entry, messages in over SMTP, delivered from the pool's sources to a
- * loopback sink in the 2:1 ratio; bad files stop start-up with exit 1.
+ * sources.toml loaded verbatim (tests/fixtures/seeds/sources.toml, its
+ * 10.0.0.x sources inspected with kumo.invoke_get_egress_source, never
+ * connected to), then with a loopback overlay file (later file wins key by
+ * key) plus a JSON file adding a weight-0 entry: messages in over SMTP,
+ * delivered from the pool's sources to a loopback sink in the 2:1 ratio. An
+ * empty pool fails messages with 451 "no sources available"; --validate
+ * names pools that reference undefined sources; bad files stop start-up
+ * with exit 1.
  */
 import assert from "node:assert/strict";
-import { basePolicy, RawSmtp, startKumo } from "./support/kumo_process.ts";
+import { basePolicy, RawSmtp, run, startKumo } from "./support/kumo_process.ts";
 import { startDnsServer } from "./support/dns_server.ts";
 import { startSmtpSink } from "./support/smtp_sink.ts";
 import { policyStartupError } from "./support/policy_startup_error.ts";
+import { loadPolicy } from "./support/policy_engine.ts";
+import { startHarness } from "./support/queue_harness.ts";
 
-// The operator guide's file, verbatim except 10.0.0.x → 127.0.0.1x.
-const SEED_SOURCES_TOML = `[source."ip-1"]
-source_address = "127.0.0.11"
-ehlo_domain = 'mta1.examplecorp.com'
+/** The operator guide's sources.toml, byte for byte (seeds 000/001). */
+const SEED_SOURCES = new URL("./fixtures/seeds/sources.toml", import.meta.url).pathname;
+/** Moves only source_address to 127.0.0.1x. */
+const LOOPBACK_OVERLAY = new URL("./fixtures/sources_loopback.toml", import.meta.url).pathname;
 
-[source."ip-2"]
-source_address = "127.0.0.12"
-ehlo_domain = 'mta2.examplecorp.com'
-
-[source."ip-3"]
-source_address = "127.0.0.13"
-ehlo_domain = 'mta3.examplecorp.com'
-
-# Pool containing just ip-1, which has weight=1
-[pool."pool-1"]
-[pool."pool-1"."ip-1"]
-
-# Pool with multiple ips
-[pool."pool-2"]
-
-[pool."pool-2"."ip-2"]
-weight = 2
-
-# We're warming up ip-3, so use it less frequently than ip-2
-[pool."pool-2"."ip-3"]
-weight = 1
-`;
+Deno.test("sources helper: the guide's sources.toml verbatim gives its 10.0.0.x sources and weighted pools", async () => {
+  using p = await loadPolicy(`
+local kumo = require 'kumo'
+local sources = require 'policy-extras.sources'
+sources:setup { '${SEED_SOURCES}' }
+kumo.on('show', function()
+  local out = {}
+  for _, n in ipairs { 'ip-1', 'ip-2', 'ip-3' } do
+    local s = kumo.invoke_get_egress_source(n)
+    out[#out + 1] = string.format('%s %s %s', s.name, s.source_address, s.ehlo_domain)
+  end
+  for _, n in ipairs { 'pool-1', 'pool-2' } do
+    local pool = kumo.invoke_get_egress_pool(n)
+    for _, e in ipairs(pool.entries) do
+      out[#out + 1] = string.format('%s %s %s', pool.name, e.name, tostring(e.weight))
+    end
+  end
+  return table.concat(out, '\\n')
+end)
+`);
+  assert.deepEqual((await p.engine.callOrThrow("show", "", []) as string).split("\n"), [
+    "ip-1 10.0.0.1 mta1.examplecorp.com",
+    "ip-2 10.0.0.2 mta2.examplecorp.com",
+    "ip-3 10.0.0.3 mta3.examplecorp.com",
+    "pool-1 ip-1 1",
+    "pool-2 ip-2 2",
+    "pool-2 ip-3 1",
+  ]);
+});
 
 // A second file, JSON with a comment: pool-2 gains ip-1 with weight 0.
 const EXTRA_JSON = `{
@@ -44,7 +58,7 @@ const EXTRA_JSON = `{
   "pool": { "pool-2": { "ip-1": { "weight": 0 } } }
 }`;
 
-Deno.test("sources helper: seed TOML + JSON, weights 2:1 and 0 seen at the sink", async () => {
+Deno.test("sources helper: seed TOML + loopback overlay + JSON, weights 2:1 and 0 seen at the sink", async () => {
   await using dns = await startDnsServer({
     zones: {
       "two.test": { MX: [{ pref: 10, host: "mx.sink.test" }] },
@@ -54,7 +68,6 @@ Deno.test("sources helper: seed TOML + JSON, weights 2:1 and 0 seen at the sink"
   });
   await using sink = await startSmtpSink({ addresses: ["127.0.0.5"] });
   const dir = await Deno.makeTempDir({ prefix: "kumo-sources-" });
-  await Deno.writeTextFile(`${dir}/sources.toml`, SEED_SOURCES_TOML);
   await Deno.writeTextFile(`${dir}/extra.json`, EXTRA_JSON);
   const policy = basePolicy(
     dir,
@@ -62,7 +75,7 @@ Deno.test("sources helper: seed TOML + JSON, weights 2:1 and 0 seen at the sink"
     `kumo.dns.configure_resolver { name_servers = { '${dns.address}' } }`,
     `
 local sources = require 'policy-extras.sources'
-sources:setup { '${dir}/sources.toml', '${dir}/extra.json' }
+sources:setup { '${SEED_SOURCES}', '${LOOPBACK_OVERLAY}', '${dir}/extra.json' }
 kumo.on('get_queue_config', function(domain)
   local pool = domain == 'two.test' and 'pool-2' or 'pool-1'
   return kumo.make_queue_config { egress_pool = pool, retry_interval = '1s' }
@@ -160,4 +173,58 @@ Deno.test("sources helper: unknown keys and bad values are rejected with the fil
     `${setup}\nsources:setup { '$DIR/sources.toml' }`,
   );
   assert.match(err, /sources module has already been configured/);
+});
+
+Deno.test("sources helper: an empty pool fails every message with 451 no sources available", async () => {
+  await using dns = await startDnsServer({
+    zones: { "dest.test": { MX: [{ pref: 10, host: "mx.dest.test" }] } },
+  });
+  await using h = await startHarness(`
+local kumo = require 'kumo'
+kumo.dns.configure_resolver { name_servers = { '${dns.address}' } }
+kumo.on('init', function() end)
+local sources = require 'policy-extras.sources'
+sources:setup { { source = { ['ip-1'] = { ehlo_domain = 'one.test' } },
+  pool = { parked = {}, live = { ['ip-1'] = {} } } } }
+kumo.on('get_queue_config', function()
+  return kumo.make_queue_config { egress_pool = 'parked', retry_interval = '1h' }
+end)
+`);
+  const msg = await h.inject("a@src.test", "b@dest.test");
+  const [tf] = await h.logs.waitFor("TransientFailure", 1);
+  assert.equal(tf.id, msg.id);
+  assert.equal(tf.response.code, 451);
+  assert.equal(
+    tf.response.content,
+    "KumoMTA internal: no sources available for dest.test pool=`parked`",
+  );
+  assert.equal(h.logs.of("Delivery").length, 0);
+  assert.equal(await h.spooled(), 1, "the message waits in its queue");
+});
+
+Deno.test("sources helper: --validate names pools that reference undefined sources", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kumo-sources-validate-" });
+  await Deno.writeTextFile(
+    `${dir}/sources.toml`,
+    `[source."ip-1"]\nehlo_domain = "one.test"\n\n[pool."p"."ip-1"]\n[pool."p"."ghost"]\nweight = 2\n`,
+  );
+  await Deno.writeTextFile(
+    `${dir}/init.lua`,
+    `local sources = require 'policy-extras.sources'
+sources:setup { '${dir}/sources.toml' }
+kumo.on('init', function() end)
+`,
+  );
+  const out = await run(Deno.execPath(), [
+    "run",
+    "-A",
+    new URL("../mod.ts", import.meta.url).pathname,
+    "--validate",
+    "--policy",
+    `${dir}/init.lua`,
+  ], 30_000);
+  await Deno.remove(dir, { recursive: true });
+  assert.equal(out.code, 1, out.stdout + out.stderr);
+  assert.match(out.stdout, /^pool 'p' references source 'ghost' which is not defined$/m);
+  assert.doesNotMatch(out.stdout, /source 'ip-1' which/);
 });

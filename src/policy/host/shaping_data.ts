@@ -275,17 +275,21 @@ function parseRule(input: unknown, where: string): AutomationRule {
   };
 }
 
-function parseBlock(name: string, input: unknown, isProvider: boolean): RawProvider {
+function parseBlock(name: string, input: unknown, isProvider: true): RawProvider;
+function parseBlock(name: string, input: unknown, isProvider: false): RawBlock;
+function parseBlock(name: string, input: unknown, isProvider: boolean): RawBlock | RawProvider {
   const what = isProvider ? `provider '${name}'` : `domain '${name}'`;
   if (!isTable(input)) {
     throw new ConfigError(`${what}: expected a table, got ${JSON.stringify(input)}`);
   }
-  const out: RawProvider = {
+  // Only provider blocks carry a `match` list: a domain block never has one,
+  // so merging two domain blocks (aliased MX sites) never touches it.
+  const match: MatchRule[] = [];
+  const out: RawBlock = {
     params: {},
     sources: new Map(),
     automation: [],
     replaceBase: false,
-    match: [],
   };
   for (const [k, v] of Object.entries(input)) {
     if (k === "sources") {
@@ -323,7 +327,7 @@ function parseBlock(name: string, input: unknown, isProvider: boolean): RawProvi
             }, expected { MXSuffix = "..." }, { DomainSuffix = "..." } or { HostName = "..." }`,
           );
         }
-        out.match.push(m as MatchRule);
+        match.push(m as MatchRule);
       }
     } else if (
       isProvider && (k === "provider_connection_limit" || k === "provider_max_message_rate")
@@ -335,7 +339,7 @@ function parseBlock(name: string, input: unknown, isProvider: boolean): RawProvi
   const pathParams: Params = {};
   for (const [k, v] of Object.entries(out.params)) if (!PROVIDER_KEYS.has(k)) pathParams[k] = v;
   checkPath(pathParams, what);
-  return out;
+  return isProvider ? { ...out, match } : out;
 }
 
 function checkProviderKey(k: string, v: unknown, what: string): void {
@@ -497,42 +501,71 @@ function isDnsName(d: string): boolean {
     .test(d);
 }
 
+/**
+ * Merges `src` into a copy-on-write `dest` (the overlay rule; `replace_base`
+ * starts over from `src`). Never mutates `src`.
+ */
 function mergeBlock(dest: RawBlock | undefined, src: RawBlock): RawBlock {
   if (!dest || src.replaceBase) {
     return {
-      params: { ...src.params },
-      sources: new Map([...src.sources].map(([k, v]) => [k, { ...v }])),
+      params: overlay({}, src.params),
+      sources: new Map([...src.sources].map(([k, v]) => [k, overlay({}, v)])),
       automation: [...src.automation],
       mxRollup: src.mxRollup,
       replaceBase: false,
-      ...("match" in src ? { match: [...(src as RawProvider).match] } : {}),
-    } as RawBlock;
+    };
   }
   overlay(dest.params, src.params);
   for (const [s, p] of src.sources) dest.sources.set(s, overlay(dest.sources.get(s) ?? {}, p));
   dest.automation.push(...src.automation);
   if (src.mxRollup !== undefined) dest.mxRollup = src.mxRollup;
-  if ("match" in src) (dest as RawProvider).match.push(...(src as RawProvider).match);
   return dest;
 }
 
-/** Parses file text by extension: `.toml`, `.json`, otherwise TOML then JSON. */
+/** Provider blocks with the same name: params overlaid, `match` and `automation` appended. */
+function mergeProvider(dest: RawProvider | undefined, src: RawProvider): RawProvider {
+  const match = dest && !src.replaceBase ? [...dest.match, ...src.match] : [...src.match];
+  return { ...mergeBlock(dest, src), match };
+}
+
+/**
+ * Parses file text by extension: `.toml`, `.json`, otherwise TOML then JSON.
+ * A syntax error names the file and, for TOML, the line and column, in the
+ * words of `kumo.toml_load` (`Cannot parse shaping file "f" at line 3, column 1: ...`).
+ */
 export function parseShapingText(text: string, name: string): unknown {
   const path = name.replace(/[?#].*$/, "");
-  const toml = () => tomlParse(text);
-  const json = () => JSON.parse(stripJsonComments(text));
-  try {
-    if (path.endsWith(".toml")) return toml();
-    if (path.endsWith(".json")) return json();
+  const toml = () => {
     try {
-      return toml();
-    } catch {
-      return json();
+      return tomlParse(text);
+    } catch (e) {
+      const err = e as Error & { line?: number; column?: number };
+      const at = err.line ? ` at line ${err.line}, column ${err.column ?? 1}` : "";
+      throw new ConfigError(`Cannot parse shaping file "${name}"${at}: ${err.message}`, {
+        file: name,
+        line: err.line,
+      });
     }
-  } catch (e) {
-    throw new ConfigError(`Cannot parse shaping file "${name}": ${(e as Error).message}`, {
-      file: name,
-    });
+  };
+  const json = () => {
+    try {
+      return JSON.parse(stripJsonComments(text));
+    } catch (e) {
+      throw new ConfigError(`Cannot parse shaping file "${name}": ${(e as Error).message}`, {
+        file: name,
+      });
+    }
+  };
+  if (path.endsWith(".toml")) return toml();
+  if (path.endsWith(".json")) return json();
+  try {
+    return toml();
+  } catch (tomlError) {
+    try {
+      return json();
+    } catch {
+      throw tomlError;
+    }
   }
 }
 
@@ -604,7 +637,7 @@ export async function loadShaping(
     }
     for (const [k, b] of file.domains) domains.set(k, mergeBlock(domains.get(k), b));
     for (const [k, p] of file.providers) {
-      providers.set(k, mergeBlock(providers.get(k), p) as RawProvider);
+      providers.set(k, mergeProvider(providers.get(k), p));
     }
   }
   for (const [name, p] of providers) {
@@ -646,21 +679,43 @@ export async function loadShaping(
       return undefined;
     }
   }));
+  const aliases = new Map<string, string[]>();
   rollups.forEach(([domain, b], i) => {
     const site = sites[i];
     if (site === undefined) return;
     const prev = data.bySite.get(site);
+    aliases.set(site, [...(aliases.get(site) ?? []), domain]);
     if (prev) {
-      report(
-        options.aliased_site,
-        `domain '${domain}' shares MX site '${site}' with another block; the blocks are merged`,
-      );
       const merged = mergeBlock(
-        { ...prev, replaceBase: false },
+        mergeBlock(undefined, { ...prev, replaceBase: false }),
         { ...b, replaceBase: false },
       );
       data.bySite.set(site, toBlock(merged));
     } else data.bySite.set(site, toBlock(b));
   });
+  for (const [site, domains] of aliases) {
+    if (domains.length < 2) continue;
+    report(
+      options.aliased_site,
+      `domains ${
+        domains.map((d) => `'${d}'`).join(", ")
+      } share MX site '${site}'; their blocks are merged`,
+    );
+  }
+  if (options.provider_overlap !== "Ignore" && data.providers.length > 0) {
+    // A rolled-up domain block that a provider also matches: both apply,
+    // which is rarely what the author meant.
+    const resolved = rollups.filter((_, i) => sites[i] !== undefined).map(([d]) => d);
+    const matches = await Promise.all(resolved.map((d) => data.matchingProviders(d)));
+    resolved.forEach((domain, i) => {
+      if (matches[i].length === 0) return;
+      report(
+        options.provider_overlap,
+        `domain '${domain}' is also matched by provider ${
+          matches[i].map((p) => `'${p.name}'`).join(", ")
+        }`,
+      );
+    });
+  }
   return data;
 }
