@@ -37,6 +37,7 @@ import type { Resolver } from "../dns/resolver.ts";
 import type { DnsResolverConfig } from "./config/dns_resolver.ts";
 import { longTailAsync, longTailSync } from "./host/long_tail.ts";
 import type { PolicyRuntime } from "./runtime.ts";
+import { STRING_ASYNC_FUNCTIONS } from "./host/strings.ts";
 
 type Fn = (...args: never[]) => unknown;
 
@@ -162,6 +163,7 @@ export function buildCatalogue(
     },
     syncFunctions,
     asyncFunctions: {
+      ...STRING_ASYNC_FUNCTIONS,
       ...dnsFunctions(resolver),
       ...shapingAsyncFunctions(engine, resolver),
       ...MESSAGE_ASYNC_FUNCTIONS,

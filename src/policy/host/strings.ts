@@ -1,168 +1,274 @@
 /**
  * kumo.string.*: the string helpers of KumoMTA's Lua API.
  *
- * Place on the path: policy (host functions). Pure functions; Lua strings in,
- * Lua values out. `psl_*` use a small built-in list of multi-label public
- * suffixes (see pslSuffix) rather than the full Public Suffix List.
+ * Place on the path: policy (host functions). Pure functions with Rust's
+ * `str` semantics (an empty pattern matches at every character boundary);
+ * `psl_*` use the full Public Suffix List (tldts, private section
+ * included); `eval_template` is MiniJinja (minijinja-js) like upstream;
+ * `normalize_smtp_response` is in smtp_response_normalize.ts.
  *
  * @module
  */
 
-import nunjucks from "nunjucks";
-
-function splitAll(s: string, pat: string): string[] {
-  return s.split(pat);
-}
-
-/** Splits into at most n pieces, like Rust's splitn. */
-export function splitn(s: string, n: number, pat: string): string[] {
-  const out: string[] = [];
-  let rest = s;
-  while (out.length < n - 1) {
-    const i = rest.indexOf(pat);
-    if (i < 0) break;
-    out.push(rest.slice(0, i));
-    rest = rest.slice(i + pat.length);
-  }
-  out.push(rest);
-  return out;
-}
-
-/** Splits from the right into at most n pieces, like Rust's rsplitn. */
-export function rsplitn(s: string, n: number, pat: string): string[] {
-  const out: string[] = [];
-  let rest = s;
-  while (out.length < n - 1) {
-    const i = rest.lastIndexOf(pat);
-    if (i < 0) break;
-    out.push(rest.slice(i + pat.length));
-    rest = rest.slice(0, i);
-  }
-  out.push(rest);
-  return out;
-}
-
-/** Greedy word wrap at `width` columns (default 75). */
-export function wrap(s: string, width = 75): string {
-  const words = s.split(/\s+/).filter((w) => w.length > 0);
-  const lines: string[] = [];
-  let line = "";
-  for (const w of words) {
-    if (line.length > 0 && line.length + 1 + w.length > width) {
-      lines.push(line);
-      line = w;
-    } else line = line.length ? line + " " + w : w;
-  }
-  if (line.length) lines.push(line);
-  return lines.join("\n");
-}
-
-/** Joins a multi-line SMTP response into one line, removing repeated codes. */
-export function normalizeSmtpResponse(text: string): string {
-  const lines = text.split(/\r?\n/).filter((l) => l.length > 0);
-  if (lines.length === 0) return "";
-  const m = /^(\d{3})[ -](\d\.\d{1,3}\.\d{1,3} )?/.exec(lines[0]);
-  if (!m) return lines.join(" ").replace(/\s+/g, " ").trim();
-  const parts = [lines[0].slice(0, 3)];
-  if (m[2]) parts.push(m[2].trim());
-  for (const l of lines) {
-    let rest = l.replace(/^\d{3}[ -]/, "");
-    if (m[2] && rest.startsWith(m[2])) rest = rest.slice(m[2].length);
-    parts.push(rest.trim());
-  }
-  return parts.filter((p) => p.length > 0).join(" ");
-}
-
-const MULTI_LABEL_SUFFIXES = new Set([
-  "co.uk",
-  "org.uk",
-  "ac.uk",
-  "gov.uk",
-  "me.uk",
-  "com.au",
-  "net.au",
-  "org.au",
-  "co.nz",
-  "co.jp",
-  "ne.jp",
-  "or.jp",
-  "com.br",
-  "com.cn",
-  "com.mx",
-  "co.in",
-  "co.za",
-  "com.tr",
-  "com.sg",
-  "co.kr",
-]);
-
-/** The public suffix of a domain. */
-export function pslSuffix(domain: string): string {
-  const labels = domain.toLowerCase().replace(/\.$/, "").split(".");
-  if (labels.length >= 2) {
-    const two = labels.slice(-2).join(".");
-    if (MULTI_LABEL_SUFFIXES.has(two)) return two;
-  }
-  return labels[labels.length - 1];
-}
-
-/** The registrable domain (suffix plus one label). */
-export function pslDomain(domain: string): string | undefined {
-  const d = domain.toLowerCase().replace(/\.$/, "");
-  const suffix = pslSuffix(d);
-  if (d === suffix) return undefined;
-  const rest = d.slice(0, d.length - suffix.length - 1).split(".");
-  return rest[rest.length - 1] + "." + suffix;
-}
-
-const templateEnv = new nunjucks.Environment(null, { autoescape: false, throwOnUndefined: false });
+import { getDomain, getPublicSuffix } from "tldts";
+import { Environment } from "minijinja-js";
+import { multi } from "../lua_context.ts";
+import { loadNormalizerDictionary, normalizeSmtpResponse } from "./smtp_response_normalize.ts";
 
 /**
- * `kumo.string.eval_template(name, template, context)`: renders a
- * Jinja-compatible template (nunjucks) over the context table.
+ * Start offsets of the non-overlapping matches of `pat` in `s`, left to
+ * right, as Rust's `str::matches` finds them: an empty pattern matches at
+ * every character boundary, including both ends.
  */
-export function evalTemplate(
+function matchOffsets(s: string, pat: string, limit = Infinity): number[] {
+  const out: number[] = [];
+  if (pat.length === 0) {
+    let i = 0;
+    for (const c of s) {
+      if (out.length >= limit) return out;
+      out.push(i);
+      i += c.length;
+    }
+    if (out.length < limit) out.push(s.length);
+    return out;
+  }
+  for (let i = s.indexOf(pat); i >= 0 && out.length < limit; i = s.indexOf(pat, i + pat.length)) {
+    out.push(i);
+  }
+  return out;
+}
+
+/** The same from the right (Rust's `rmatch_indices`), rightmost first. */
+function rmatchOffsets(s: string, pat: string, limit = Infinity): number[] {
+  if (pat.length === 0) return matchOffsets(s, pat).reverse().slice(0, limit);
+  const out: number[] = [];
+  let end = s.length;
+  while (out.length < limit && end >= pat.length) {
+    const i = s.lastIndexOf(pat, end - pat.length);
+    if (i < 0) break;
+    out.push(i);
+    end = i;
+  }
+  return out;
+}
+
+/** Rust's `split`: every piece between matches, left to right. */
+export function split(s: string, pat: string): string[] {
+  return splitn(s, Infinity, pat);
+}
+
+/** Rust's `splitn`: at most `n` pieces, the last holding the rest (`n = 0` gives none). */
+export function splitn(s: string, n: number, pat: string): string[] {
+  if (n <= 0) return [];
+  const out: string[] = [];
+  let start = 0;
+  for (const i of matchOffsets(s, pat, n - 1)) {
+    // An empty pattern's match at 0 yields a leading "" piece, as in Rust.
+    out.push(s.slice(start, i));
+    start = i + pat.length;
+  }
+  out.push(s.slice(start));
+  return out;
+}
+
+/** Rust's `rsplit`: the pieces from the right. */
+export function rsplit(s: string, pat: string): string[] {
+  return rsplitn(s, Infinity, pat);
+}
+
+/** Rust's `rsplitn`: at most `n` pieces from the right, the last holding the rest. */
+export function rsplitn(s: string, n: number, pat: string): string[] {
+  if (n <= 0) return [];
+  const out: string[] = [];
+  let end = s.length;
+  for (const i of rmatchOffsets(s, pat, n - 1)) {
+    out.push(s.slice(i + pat.length, end));
+    end = i;
+  }
+  out.push(s.slice(0, end));
+  return out;
+}
+
+/** Rust's `replacen`: replace the first `n` matches (`Infinity` = all, like `replace`). */
+export function replacen(s: string, from: string, to: string, n: number): string {
+  let out = "";
+  let last = 0;
+  for (const i of matchOffsets(s, from, n)) {
+    out += s.slice(last, i) + to;
+    last = i + from.length;
+  }
+  return out + s.slice(last);
+}
+
+const utf8Length = (s: string) => new TextEncoder().encode(s).length;
+
+/**
+ * `kumo.string.wrap(text, soft=75, hard=900)`, upstream's header folding:
+ * words are packed while the line stays under `soft` bytes; a word that
+ * does not fit starts a new line; a word longer than `hard` bytes is broken
+ * every `hard` bytes (never inside a UTF-8 sequence). Breaks are `\r\n\t`;
+ * trailing whitespace is trimmed.
+ *
+ * @example
+ * ```ts
+ * wrap("hello world", 10, 15); // "hello\r\n\tworld"
+ * ```
+ */
+export function wrap(text: string, soft = 75, hard = 900): string {
+  let result = "";
+  let line = "";
+  let lineLen = 0;
+  const flush = () => {
+    if (result.length > 0) result += "\t";
+    result += line + "\r\n";
+    line = "";
+    lineLen = 0;
+  };
+  // Every ASCII whitespace byte separates words (runs give empty words, as upstream).
+  for (const word of text.split(/[ \t\n\r\f]/)) {
+    const wordLen = utf8Length(word);
+    if (lineLen + wordLen < soft) {
+      if (lineLen > 0) {
+        line += " ";
+        lineLen++;
+      }
+      line += word;
+      lineLen += wordLen;
+      continue;
+    }
+    if (lineLen > 0) flush();
+    if (wordLen <= hard) {
+      line = word;
+      lineLen = wordLen;
+    } else {
+      for (const c of word) {
+        line += c;
+        lineLen += utf8Length(c);
+        if (lineLen >= hard) flush();
+      }
+    }
+  }
+  if (lineLen > 0) {
+    if (result.length > 0) result += "\t";
+    result += line;
+  }
+  return result.trimEnd();
+}
+
+/** `psl_suffix`: the public suffix (ICANN and private sections), or nil. */
+export function pslSuffix(domain: string): string | null {
+  return getPublicSuffix(domain, PSL_OPTIONS);
+}
+
+/** `psl_domain`: the registrable domain (suffix plus one label), or nil. */
+export function pslDomain(domain: string): string | null {
+  return getDomain(domain, PSL_OPTIONS);
+}
+
+const PSL_OPTIONS = { allowPrivateDomains: true } as const;
+
+/** Template dialects of `eval_template`'s optional fourth argument. */
+const DIALECTS = ["Jinja", "Static", "Handlebars"];
+
+let jinja: Environment | null = null;
+function jinjaEnv(): Environment {
+  if (jinja === null) {
+    const env = new Environment();
+    env.debug = false;
+    env.enablePyCompat();
+    env.addFilter(
+      "normalize_smtp_response",
+      (v: unknown) => normalizeSmtpResponse(String(v ?? "")),
+    );
+    jinja = env;
+  }
+  return jinja;
+}
+
+/**
+ * `kumo.string.eval_template(name, source, context [, dialect])`: renders
+ * `source` with MiniJinja (minijinja-js, the engine KumoMTA embeds; Python
+ * string methods enabled, auto-escaping chosen by the name's extension,
+ * `normalize_smtp_response` filter). Dialect `Static` returns the source
+ * unchanged; `Handlebars` is refused.
+ *
+ * @example
+ * ```ts
+ * await evalTemplate("x.txt", "Hi {{ name }}", { name: "Ana" }); // "Hi Ana"
+ * ```
+ */
+export async function evalTemplate(
   name: string,
-  template: string,
-  context: Record<string, unknown>,
-): string {
+  source: string,
+  context: unknown,
+  dialect: unknown = "Jinja",
+): Promise<string> {
+  const d = dialect ?? "Jinja";
+  if (typeof d !== "string" || !DIALECTS.includes(d)) {
+    throw new TypeError(
+      `kumo.string.eval_template: unknown variant ${JSON.stringify(d)}, expected one of ${
+        DIALECTS.map((x) => `\`${x}\``).join(", ")
+      }`,
+    );
+  }
+  if (d === "Static") return source;
+  if (d === "Handlebars") {
+    throw new Error(
+      "kumo.string.eval_template: template dialect `Handlebars` is not implemented by kumo-edge",
+    );
+  }
+  if (source.includes("normalize_smtp_response")) await loadNormalizerDictionary();
   try {
-    return templateEnv.renderString(template, context);
+    return jinjaEnv().renderNamedStr(String(name), source, context ?? {});
   } catch (e) {
-    throw new Error(`eval_template "${name}": ${(e as Error).message}`);
+    const first = String((e as Error)?.message ?? e).split("\n")[0];
+    throw new Error(`kumo.string.eval_template "${name}": ${first}`);
   }
 }
 
-/** The `kumo.string` table. */
-export const STRING_FUNCTIONS: Record<string, (...args: never[]) => unknown> = {
-  "string.split": (s: string, pat: string) => splitAll(s, pat),
-  "string.splitn": (s: string, n: number, pat: string) => splitn(s, n, pat),
-  "string.rsplit": (s: string, pat: string) => splitAll(s, pat).reverse(),
-  "string.rsplitn": (s: string, n: number, pat: string) => rsplitn(s, n, pat),
-  "string.split_whitespace": (s: string) => s.split(/\s+/u).filter((x) => x.length > 0),
+type Fn = (...args: never[]) => unknown;
+type AsyncFn = (...args: never[]) => Promise<unknown>;
+
+/** Lua nil arrives as undefined or null. */
+const orDefault = (
+  v: number | null | undefined,
+  d: number,
+) => (v === undefined || v === null ? d : v);
+
+/** The synchronous `kumo.string` functions. */
+export const STRING_FUNCTIONS: Record<string, Fn> = {
+  "string.split": (s: string, pat: string) => split(String(s), String(pat)),
+  "string.splitn": (s: string, n: number, pat: string) => splitn(String(s), n, String(pat)),
+  "string.rsplit": (s: string, pat: string) => rsplit(String(s), String(pat)),
+  "string.rsplitn": (s: string, n: number, pat: string) => rsplitn(String(s), n, String(pat)),
+  "string.split_whitespace": (s: string) => String(s).split(/\s+/u).filter((x) => x.length > 0),
   "string.split_ascii_whitespace": (s: string) =>
-    s.split(/[ \t\n\r\f]+/).filter((x) => x.length > 0),
-  "string.trim": (s: string) => s.trim(),
-  "string.trim_start": (s: string) => s.trimStart(),
-  "string.trim_end": (s: string) => s.trimEnd(),
-  "string.starts_with": (s: string, p: string) => s.startsWith(p),
-  "string.ends_with": (s: string, p: string) => s.endsWith(p),
-  "string.replace": (s: string, from: string, to: string) => s.split(from).join(to),
-  "string.replacen": (s: string, from: string, to: string, n: number) => {
-    let out = s;
-    let idx = 0;
-    for (let i = 0; i < n; i++) {
-      const j = out.indexOf(from, idx);
-      if (j < 0) break;
-      out = out.slice(0, j) + to + out.slice(j + from.length);
-      idx = j + to.length;
-    }
-    return out;
+    String(s).split(/[ \t\n\r\f]+/).filter((x) => x.length > 0),
+  "string.trim": (s: string) => String(s).trim(),
+  "string.trim_start": (s: string) => String(s).trimStart(),
+  "string.trim_end": (s: string) => String(s).trimEnd(),
+  "string.starts_with": (s: string, p: string) => String(s).startsWith(String(p)),
+  "string.ends_with": (s: string, p: string) => String(s).endsWith(String(p)),
+  "string.replace": (s: string, from: string, to: string) =>
+    replacen(String(s), String(from), String(to), Infinity),
+  "string.replacen": (s: string, from: string, to: string, n: number) =>
+    replacen(String(s), String(from), String(to), n),
+  "string.wrap": (s: string, soft?: number, hard?: number) =>
+    wrap(String(s), orDefault(soft, 75), orDefault(hard, 900)),
+  // multi(): an explicit nil, so that `tostring(kumo.string.psl_domain 'co.uk')` works.
+  "string.psl_domain": (s: string) => multi(pslDomain(String(s)) ?? undefined),
+  "string.psl_suffix": (s: string) => multi(pslSuffix(String(s)) ?? undefined),
+};
+
+/**
+ * The asynchronous ones: the normalizer's dictionary and the template
+ * filter load on first use.
+ */
+export const STRING_ASYNC_FUNCTIONS: Record<string, AsyncFn> = {
+  "string.eval_template": (name: string, tpl: string, ctx: unknown, dialect?: unknown) =>
+    evalTemplate(String(name), String(tpl), ctx, dialect),
+  "string.normalize_smtp_response": async (s: string) => {
+    await loadNormalizerDictionary();
+    return normalizeSmtpResponse(String(s));
   },
-  "string.wrap": (s: string, width?: number) => wrap(s, width),
-  "string.eval_template": (name: string, tpl: string, ctx: Record<string, unknown>) =>
-    evalTemplate(name, tpl, ctx ?? {}),
-  "string.normalize_smtp_response": (s: string) => normalizeSmtpResponse(s),
-  "string.psl_domain": (s: string) => pslDomain(s),
-  "string.psl_suffix": (s: string) => pslSuffix(s),
 };
