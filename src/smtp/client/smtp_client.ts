@@ -218,7 +218,9 @@ export class SmtpClient {
     });
     sock.setNoDelay(true);
     const client = new SmtpClient(plan, sock);
-    client.localAddress = `${sock.localAddress}:${sock.localPort}`;
+    // A socket address as upstream prints it: IPv6 in brackets (`[::1]:40122`).
+    const local = sock.localAddress ?? "";
+    client.localAddress = `${local.includes(":") ? `[${local}]` : local}:${sock.localPort}`;
     try {
       if (plan.haProxy) {
         sock.write(encodeProxyV2(
