@@ -26,6 +26,7 @@ import type { SpoolConfig } from "./policy/config/spool.ts";
 import type { LocalLogsConfig as PolicyLocalLogs } from "./policy/config/local_logs.ts";
 import { openSpool, type Spool, type SpoolPair } from "./spool/mod.ts";
 import { diskSpaceCheck } from "./spool/disk_space.ts";
+import { isLoadShedding } from "./metrics/memory_limits.ts"; // [http]
 import {
   LocalLogger,
   type LocalLogsConfig,
@@ -176,6 +177,7 @@ export async function startServer(
     nodeId: await loadNodeId(metaDef.path),
     shuttingDown: false,
     diskTooFull: diskSpaceCheck([dataDef, metaDef]),
+    loadShedding: isLoadShedding, // [http] memory headroom 0
   };
 
   const listeners: EsmtpListener[] = [];

@@ -25,6 +25,7 @@ import { type EgressPathConfig, parseEgressPath } from "../policy/config/egress_
 import type { EgressSource } from "../policy/config/egress_source.ts";
 import type { PeerAddress, ResponseRecord, SourceAddress } from "../log/record.ts";
 import { Throttle } from "../util/gcra.ts";
+import { formatDuration } from "../util/duration.ts"; // [admin] ready-q-states context
 import {
   countConnection,
   observeDeliverLatency,
@@ -263,10 +264,16 @@ export class ReadyQueue {
 
   /**
    * [admin] Active states for ready-q-states: `connection_limited` while
-   * every allowed connection is busy and messages wait.
+   * every allowed connection is busy and messages wait;
+   * `connection_rate_throttled` from a `max_connection_rate` refusal until
+   * the throttle would admit a connection again.
    */
   states(): Record<string, { context: string; since: string }> {
     const out: Record<string, { context: string; since: string }> = {};
+    const rate = this.#rateThrottled;
+    if (rate !== undefined && Date.now() < rate.until) {
+      out.connection_rate_throttled = { context: rate.context, since: rate.since };
+    } else this.#rateThrottled = undefined;
     const limit = this.#path?.connectionLimit.limit;
     if (limit !== undefined && this.#active >= limit && this.size > 0) {
       this.#limitedSince ??= new Date().toISOString();
@@ -279,6 +286,27 @@ export class ReadyQueue {
   }
 
   #limitedSince: string | undefined;
+  /** [admin] The last `max_connection_rate` refusal (ready-q-states). */
+  #rateThrottled: { until: number; since: string; context: string } | undefined;
+
+  /** [admin] A connection was refused by `max_connection_rate` for `ms`. */
+  #noteRateThrottled(ms: number): void {
+    const now = Date.now();
+    this.#rateThrottled = {
+      until: now + ms,
+      since: this.#rateThrottled?.since ?? new Date(now).toISOString(),
+      context: `max_connection_rate throttling for ${formatDuration(ms)}`,
+    };
+  }
+
+  /** [metrics] Waiting messages whose data is in memory (`message_data_resident_count`). */
+  dataResidentCount(): number {
+    let n = 0;
+    for (let i = this.#head; i < this.#pending.length; i++) {
+      if (this.#pending[i].msg.data !== null) n++;
+    }
+    return n;
+  }
 
   #takeRaw(): Pending | undefined {
     if (this.#head >= this.#pending.length) return undefined;
@@ -570,6 +598,7 @@ export class ReadyQueue {
       if (this.#connThrottle) {
         const wait = await this.#acquire(this.#connThrottle, path.idleTimeout);
         if (wait > 0) {
+          this.#noteRateThrottled(wait); // [admin]
           this.#delayAll(item, wait, `ready queue ${this.name} max_connection_rate throttled`);
           item = undefined;
           break;
@@ -737,7 +766,8 @@ export class ReadyQueue {
           if (this.#connThrottle) {
             const wait = await this.#acquire(this.#connThrottle, path.idleTimeout);
             if (wait > 0) {
-              this.#delayAll(item, wait, `ready queue ${this.name} max_connection_rate throttled`);
+              this.#noteRateThrottled(wait); // [admin]
+          this.#delayAll(item, wait, `ready queue ${this.name} max_connection_rate throttled`);
               item = undefined;
               break;
             }

@@ -3,8 +3,9 @@
  * raw or builder template, spooled durably and handed to the queue before
  * the response is sent (the injector's back-pressure).
  *
- * Order per request: refuse early when shutting down or the spools are not
- * open (503) → read/parse/shape-check the body (413/415/400/422) → parse
+ * Order per request: refuse early (503 `Error: shutting down` / `load
+ * shedding` / `waiting for spool startup` / `disk is too full`) →
+ * read/parse/shape-check the body (413/415/400/422) → parse
  * `envelope_sender` (500) → compile templates (422) → per recipient, in
  * request order: count `total_messages_received{service="http_listener"}`,
  * parse the address, render and build, new spool id (+ `Received:` when
@@ -44,6 +45,7 @@ import type { HttpServices } from "./http_services.ts";
 import { HttpError, readJsonBody } from "./request_body.ts";
 import { type InjectRecipient, type InjectRequest, parseInjectRequest } from "./inject_request.ts";
 import { prepareContent, type PreparedContent } from "./inject_content.ts";
+import { refusalReason } from "./check_liveness_v1.ts";
 
 /** The internal queue of deferred-generation requests. */
 export const GENERATOR_QUEUE = "generator.kumomta.internal";
@@ -345,8 +347,11 @@ export function injectV1(services: HttpServices) {
   return async function injectV1Handler(c: Context<HttpEnv>): Promise<Response> {
     const reception = services.reception;
     try {
-      if (reception.shuttingDown) throw new HttpError(503, "Error: shutting down");
-      if (reception.spools === null) throw new HttpError(503, "Error: waiting for spool startup");
+      const refusal = refusalReason(reception);
+      if (refusal !== null) {
+        const reason = refusal === "storage is too full" ? "disk is too full" : refusal;
+        throw new HttpError(503, `Error: ${reason}`);
+      }
       const json = await readJsonBody(c.req.raw, services.listener.config.requestBodyLimit);
       const req = parseInjectRequest(json);
       let sender: EnvelopeAddress;

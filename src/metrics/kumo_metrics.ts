@@ -191,6 +191,50 @@ export const kumoMetrics = {
     ["service"],
   ),
   memoryUsage: r.gauge("memory_usage", "number of bytes of resident memory in use"),
+  memoryLimit: r.gauge(
+    "memory_limit",
+    "soft memory limit in bytes: at this usage the server sheds load",
+  ),
+  memoryLowThresh: r.gauge(
+    "memory_low_thresh",
+    "low memory threshold in bytes: above it passive memory reduction applies",
+  ),
+  messageCount: r.gauge("message_count", "total number of messages held in memory"),
+  messageDataResidentCount: r.gauge(
+    "message_data_resident_count",
+    "total number of messages held in memory with their data loaded",
+  ),
+  messageMetaResidentCount: r.gauge(
+    "message_meta_resident_count",
+    "total number of messages held in memory with their meta loaded",
+  ),
+  threadPoolSize: r.gauge(
+    "thread_pool_size",
+    "number of threads in a thread pool (kumo-edge: one event loop)",
+    ["pool"],
+  ),
+  threadPoolParked: r.gauge(
+    "thread_pool_parked",
+    "number of idle threads in a thread pool (kumo-edge: one event loop)",
+    ["pool"],
+  ),
+  logSubmitLatency: r.histogram(
+    "log_submit_latency",
+    "latency of log event submission operations",
+    ["logger"],
+  ),
+  smtpsrvReadData: r.histogram(
+    "smtpsrv_read_data_duration",
+    "how long it took to receive the DATA portion of an SMTP transaction",
+  ),
+  smtpsrvProcessData: r.histogram(
+    "smtpsrv_process_data_duration",
+    "how long it took to process the DATA portion (policy, spool, queue) and reply",
+  ),
+  smtpsrvTransaction: r.histogram(
+    "smtpsrv_transaction_duration",
+    "how long an SMTP transaction took, from MAIL FROM to the reply to DATA",
+  ),
   diskFreeBytes: r.gauge(
     "disk_free_bytes",
     "number of available bytes in a monitored location",
@@ -297,6 +341,19 @@ export function readyQueueService(readyQueue: string): string {
   return `${readyQueueProtocol(readyQueue)}:${readyQueue}`;
 }
 
+/**
+ * The `service` label of one ESMTP listener: `esmtp_listener:<bound ip:port>`
+ * (http-api.md §5.1), beside the `esmtp_listener` roll-up.
+ *
+ * @example
+ * ```ts
+ * listenerService("127.0.0.1:2525"); // "esmtp_listener:127.0.0.1:2525"
+ * ```
+ */
+export function listenerService(address: string): string {
+  return `esmtp_listener:${address}`;
+}
+
 /** Count one accepted message for `service` (`esmtp_listener`, `http_listener`, …). */
 export function countReceived(service: string): void {
   child(kumoMetrics.totalMessagesReceived, service).inc();
@@ -366,6 +423,28 @@ export function countOutcome(rec: OutcomeFields): void {
       rec.egress_pool ?? "",
     ).inc();
   }
+}
+
+/** Observe how long one log record took to hand to local logger `logger` (`dir-<path>`). */
+export function observeLogSubmit(logger: string, seconds: number): void {
+  let c = logChildren.get(logger);
+  if (c === undefined) logChildren.set(logger, c = kumoMetrics.logSubmitLatency.labels(logger));
+  c.observe(seconds);
+}
+
+const logChildren = new Map<string, { observe(v: number): void }>();
+
+/** Which inbound SMTP timing a duration belongs to. */
+export type SmtpsrvTiming = "read_data" | "process_data" | "transaction";
+
+/** Observe one inbound SMTP timing (seconds): `smtpsrv_<timing>_duration`. */
+export function observeSmtpsrv(timing: SmtpsrvTiming, seconds: number): void {
+  const k = kumoMetrics;
+  (timing === "read_data"
+    ? k.smtpsrvReadData
+    : timing === "process_data"
+    ? k.smtpsrvProcessData
+    : k.smtpsrvTransaction).observe(seconds);
 }
 
 /** Count one opened connection (listener or outbound) for `service`. */

@@ -3,7 +3,11 @@
  * `scheduled_count{queue}` and its roll-ups by domain / tenant / campaign,
  * `ready_count{service}`, outbound `connection_count{service}` per ready
  * queue and per protocol, `queued_count_by_provider*`,
- * `connection_count_by_provider*`, Lua context counts, memory and disk.
+ * `connection_count_by_provider*`, `message_count` and the data/meta
+ * resident counts (messages held by the queues), Lua context counts,
+ * memory usage and thresholds (`memory_limit` = the soft limit,
+ * `memory_low_thresh`), `thread_pool_size/parked{pool="main"}` (fixed 1/0:
+ * one event loop does the work) and disk.
  *
  * Place on the path: registered by `src/server.ts`; read-only over the
  * QueueManager's queues, the engine's pool counters and `statfs`. Series of
@@ -17,6 +21,7 @@ import * as fs from "node:fs";
 import type { MetricsRegistry } from "./registry.ts";
 import type { QueueManager } from "../queue/queue_manager.ts";
 import { kumoMetrics as k, readyQueueProtocol, readyQueueService } from "./kumo_metrics.ts";
+import { memoryThresholds } from "./memory_limits.ts";
 
 /** A monitored location for `disk_free_*{name}` (`data spool`, `meta spool`, `log dir <path>`). */
 export interface DiskLocation {
@@ -76,6 +81,9 @@ function refreshQueues(qm: QueueManager | null, owned: Set<string>): Set<string>
     for (const s of owned) k.connectionCount.remove(s);
     k.scheduledCountTotal.set(0);
     k.scheduledQueueCount.set(0);
+    k.messageCount.set(0);
+    k.messageDataResidentCount.set(0);
+    k.messageMetaResidentCount.set(0);
     return nowOwned;
   }
   const { scheduled, ready } = qm.queueViews();
@@ -86,8 +94,10 @@ function refreshQueues(qm: QueueManager | null, owned: Set<string>): Set<string>
   const byProviderPool = new Map<string, [string, string, number]>();
   let total = 0;
   let count = 0;
+  let resident = 0;
   for (const q of scheduled) {
     const size = q.size;
+    for (const m of q.messages()) if (m.data !== null) resident++;
     k.scheduledCount.labels(q.name).set(size);
     total += size;
     count++;
@@ -121,9 +131,12 @@ function refreshQueues(qm: QueueManager | null, owned: Set<string>): Set<string>
   const connByProtocol = new Map<string, number>();
   const connByProvider = new Map<string, number>();
   const connByProviderPool = new Map<string, [string, string, number]>();
+  let readyTotal = 0;
   for (const rq of ready) {
     const service = readyQueueService(rq.name);
     const size = rq.size;
+    readyTotal += size;
+    resident += rq.dataResidentCount();
     const active = rq.activeConnections;
     k.readyCount.labels(service).set(size);
     k.connectionCount.labels(service).set(active);
@@ -142,6 +155,10 @@ function refreshQueues(qm: QueueManager | null, owned: Set<string>): Set<string>
       connByProviderPool.set(key, c);
     }
   }
+  // Every queued message keeps its meta in memory; data may be shrunk to the spool.
+  k.messageCount.set(total + readyTotal);
+  k.messageMetaResidentCount.set(total + readyTotal);
+  k.messageDataResidentCount.set(resident);
   for (const [proto, n] of connByProtocol) {
     k.connectionCount.labels(proto).set(n);
     nowOwned.add(proto);
@@ -162,6 +179,12 @@ function refreshProcess(sources: GaugeSources): void {
   try {
     k.memoryUsage.set(Deno.memoryUsage().rss);
   } catch { /* not available: leave the last value */ }
+  const limits = memoryThresholds();
+  if (limits.soft !== null) k.memoryLimit.set(limits.soft);
+  if (limits.lowThresh !== null) k.memoryLowThresh.set(limits.lowThresh);
+  // One JavaScript event loop does all the work; upstream's pools map onto it.
+  k.threadPoolSize.labels("main").set(1);
+  k.threadPoolParked.labels("main").set(0);
   const e = sources.engine;
   if (e !== undefined) {
     k.luaCount.set(e.idleContexts + e.activeContexts);

@@ -36,6 +36,7 @@ import { SHAPING_SYNC_FUNCTIONS, shapingAsyncFunctions } from "./host/shaping.ts
 import type { Resolver } from "../dns/resolver.ts";
 import type { DnsResolverConfig } from "./config/dns_resolver.ts";
 import { longTailAsync, longTailSync } from "./host/long_tail.ts";
+import { memoryFunctions } from "./host/memory.ts"; // [http] memory thresholds
 import type { PolicyRuntime } from "./runtime.ts";
 import { STRING_ASYNC_FUNCTIONS } from "./host/strings.ts";
 
@@ -113,6 +114,7 @@ export function buildCatalogue(
     ...SHAPING_SYNC_FUNCTIONS,
     ...dkimFunctions(),
     ...longTailSync(engine, runtime),
+    ...memoryFunctions(), // [http] kumo.set_memory_* / get_memory_*
     "dns.define_resolver": ((name: string, input: unknown) => {
       cfg.namedResolvers.set(String(name), parseDnsResolver(input));
     }) as Fn,

@@ -38,4 +38,6 @@ export interface ReceptionServices {
   shuttingDown: boolean;
   /** True while a spool's filesystem is below its `min_free_space`/`min_free_inodes` floor. */
   diskTooFull?: () => boolean;
+  /** True while the memory headroom is 0 (`src/metrics/memory_limits.ts`): new mail is refused. */
+  loadShedding?: () => boolean;
 }

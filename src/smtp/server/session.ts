@@ -167,6 +167,9 @@ export class SmtpSession {
       if (this.#services.shuttingDown) {
         return this.#early(`4.3.2 ${this.hostname} shutting down`);
       }
+      if (this.#services.loadShedding?.()) {
+        return this.#early(`4.3.2 ${this.hostname} load shedding. Try later`);
+      }
       if (this.#services.diskTooFull?.()) {
         return this.#early(`4.3.2 ${this.hostname} disk is too full. Try later`);
       }
