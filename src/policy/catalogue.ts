@@ -166,7 +166,7 @@ export function buildCatalogue(
     syncFunctions,
     asyncFunctions: {
       ...STRING_ASYNC_FUNCTIONS,
-      ...dnsFunctions(resolver),
+      ...dnsFunctions(resolver, cfg.namedResolvers),
       ...shapingAsyncFunctions(engine, resolver),
       ...MESSAGE_ASYNC_FUNCTIONS,
       ...longTailAsync(engine, runtime),

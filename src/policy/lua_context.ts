@@ -67,7 +67,9 @@ export function multi(...values: unknown[]): unknown {
 
 /**
  * Converts a JS value into something wasmoon can push: no nulls anywhere,
- * bytes as strings, class instances (host objects) by reference.
+ * bytes as strings, class instances (host objects) by reference. A `Map`
+ * becomes a table keyed by its keys as they are (numbers stay numbers, so
+ * `by_pref[10]` works in Lua), where a plain object's keys are strings.
  */
 export function toLua(value: unknown): unknown {
   if (value === null) return undefined;
@@ -75,6 +77,11 @@ export function toLua(value: unknown): unknown {
   if (value instanceof Uint8Array) return new TextDecoder().decode(value);
   if (value instanceof Decoration || value instanceof LuaMultiReturn) return value;
   if (Array.isArray(value)) return value.map(toLua);
+  if (value instanceof Map) {
+    const m = new Map<unknown, unknown>();
+    for (const [k, v] of value) if (v !== null && v !== undefined) m.set(k, toLua(v));
+    return m;
+  }
   const proto = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) return decorateUserdata(value);
   const out: Record<string, unknown> = {};

@@ -83,6 +83,19 @@ export class FastTableExtension extends LuaTypeExtension<unknown> {
     if (typeof target !== "object" || target === null) return false;
     if (Object.keys(decoration.options).length > 0) return false;
     const isArray = Array.isArray(target);
+    if (target instanceof Map) {
+      // Keys as they are (integers stay integers): see toLua in lua_context.ts.
+      const depth = (userdata as number | undefined) ?? 0;
+      if (depth > MAX_DEPTH) throw new Error("value nested too deeply to pass to Lua");
+      thread.lua.lua_createtable(thread.address, 0, target.size);
+      for (const [k, v] of target as Map<unknown, unknown>) {
+        if (v === undefined || v === null || k === undefined || k === null) continue;
+        thread.pushValue(k);
+        pushItem(thread, v, depth);
+        thread.lua.lua_rawset(thread.address, -3);
+      }
+      return true;
+    }
     if (!isArray) {
       const proto = Object.getPrototypeOf(target);
       if (proto !== Object.prototype && proto !== null) return false;
