@@ -1,9 +1,9 @@
 /**
  * Test support for the delivery scenarios that run through the real
- * program: inject mail with Python's smtplib (many messages in one session)
- * or swaks, read log records from segments while kumo is still running, and
- * start a private HAProxy on loopback that accepts PROXY v2 and connects on
- * from the address the header asks for.
+ * program: inject mail with swaks (one transaction per run) or Python's
+ * smtplib (many messages in one session), read log records from segments
+ * while kumo is still running, and start a private HAProxy on loopback that
+ * accepts PROXY v2 and connects on from the address the header asks for.
  *
  * Loopback only; every wait is bounded.
  *
@@ -48,6 +48,57 @@ s.quit()
   const out = await child.output();
   if (!out.success) {
     throw new Error(`smtplib injection failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
+}
+
+/** One swaks run: a single SMTP transaction, so one message per recipient after bifurcation. */
+export interface SwaksInjection {
+  /** Envelope recipients (any number: kumo splits them into one message each). */
+  to: string[];
+  subject: string;
+  from?: string;
+}
+
+/**
+ * Send one transaction to `127.0.0.1:port` with swaks (Debian `swaks`): EHLO
+ * `client.test`, the given Subject, a `To:` header that does not list the
+ * recipients (so long lists stay within the line limit) and a body whose
+ * first line starts with a dot. Rejects when swaks is missing or reports an
+ * error.
+ */
+export async function injectWithSwaks(port: number, mail: SwaksInjection): Promise<void> {
+  if (!(await haveCommand("swaks"))) {
+    throw new Error("Cannot inject with swaks: it is not installed (apt-get install -y swaks)");
+  }
+  const out = await new Deno.Command("swaks", {
+    args: [
+      "--server",
+      `127.0.0.1:${port}`,
+      "--helo",
+      "client.test",
+      "--from",
+      mail.from ?? "s@src.test",
+      "--to",
+      mail.to.join(","),
+      "--header",
+      `Subject: ${mail.subject}`,
+      "--header",
+      "To: undisclosed-recipients:;",
+      "--body",
+      ".leading dot\nbody",
+      "--silent",
+      "2",
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(60_000),
+  }).output();
+  if (!out.success) {
+    const dec = new TextDecoder();
+    throw new Error(
+      `swaks injection failed: ${dec.decode(out.stderr)} ${dec.decode(out.stdout)}`.trim(),
+    );
   }
 }
 
