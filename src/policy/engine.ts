@@ -97,13 +97,23 @@ export class PolicyEngine {
 
   async #createContext(displayPath = this.policyPath): Promise<LuaContext> {
     countLuaLoad(); // [metrics]
+    const t0 = performance.now();
     try {
-      return await LuaContext.create({
+      const ctx = await LuaContext.create({
         policyPath: this.policyPath,
         host: buildHost(this, this.#catalogue),
         validating: this.validating,
         epoch: this.epoch,
       });
+      if (diag.enabled("kumod::policy", "debug")) {
+        diag.debug(
+          "kumod::policy",
+          `new Lua context: ran ${this.policyPath} (config epoch ${this.epoch}) in ${
+            (performance.now() - t0).toFixed(1)
+          } ms`,
+        );
+      }
+      return ctx;
     } catch (e) {
       throw new PolicyError(
         `Error evaluating policy file "${displayPath}": ${(e as Error).message ?? e}`,
@@ -116,24 +126,55 @@ export class PolicyEngine {
     return this.#handlers.has(event);
   }
 
-  /** Runs `pre_init`, then `init` (and `validate_config` when validating). */
+  /**
+   * Runs `pre_init`, then `init` (and `validate_config` when validating),
+   * all in one borrowed context as upstream: globals `pre_init` sets are
+   * visible to `init`, and the three count as one use of that context.
+   * Throws as {@linkcode callOrThrow} does.
+   */
   async runInit(): Promise<void> {
-    this.phase = "pre_init";
-    await this.callOrThrow("pre_init", "", []);
-    this.phase = "init";
-    await this.callOrThrow("init", "", []);
-    if (this.validating) await this.callOrThrow("validate_config", "", []);
-    this.phase = "running";
+    const ctx = await this.#borrow();
+    const usesBefore = ctx.uses;
+    try {
+      const step = async (event: string) => {
+        if (!ctx.hasHandler(event)) return;
+        const done = luaEventTimer(event); // [metrics]
+        try {
+          valueOrThrow(await ctx.dispatch(event, "", []));
+        } finally {
+          done();
+        }
+      };
+      this.phase = "pre_init";
+      await step("pre_init");
+      this.phase = "init";
+      await step("init");
+      if (this.validating) await step("validate_config");
+      this.phase = "running";
+    } finally {
+      // pre_init, init and validate_config together are one use
+      ctx.uses = usesBefore + 1;
+      this.#giveBack(ctx);
+    }
   }
 
   /**
    * Fires `event`. `kinds` has one letter per argument: `m` Message,
    * `c` conn_meta, anything else passes the value as is. Never throws for
    * handler errors: they come back as `{kind: "error"}` / `{kind: "reject"}`.
+   * That includes a policy that no longer loads (edited after a config
+   * epoch bump): its `Error evaluating policy file "...": <file>:<line>: ...`
+   * comes back as `{kind: "error"}`.
    */
   async call(event: string, kinds: string, args: readonly unknown[]): Promise<DispatchResult> {
     if (!this.#handlers.has(event)) return { kind: "none" };
-    const ctx = await this.#borrow();
+    let ctx: LuaContext;
+    try {
+      ctx = await this.#borrow();
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      return { kind: "error", message, traceback: message };
+    }
     const done = luaEventTimer(event); // [metrics]
     try {
       return await ctx.dispatch(event, kinds, args);
@@ -149,17 +190,7 @@ export class PolicyEngine {
    * Returns the handler's first value (undefined when none).
    */
   async callOrThrow(event: string, kinds: string, args: readonly unknown[]): Promise<unknown> {
-    const r = await this.call(event, kinds, args);
-    switch (r.kind) {
-      case "none":
-        return undefined;
-      case "ok":
-        return r.values[0] ?? undefined;
-      case "reject":
-        throw new PolicyReject(r.code, r.message, r.how);
-      case "error":
-        throw new PolicyError(r.message, r.traceback);
-    }
+    return valueOrThrow(await this.call(event, kinds, args));
   }
 
   /**
@@ -273,6 +304,20 @@ export class PolicyEngine {
   close(): void {
     this.#closed = true;
     for (const ctx of this.#idle.splice(0)) ctx.close();
+  }
+}
+
+/** A dispatch result's first value; a reject or an error is thrown. */
+function valueOrThrow(r: DispatchResult): unknown {
+  switch (r.kind) {
+    case "none":
+      return undefined;
+    case "ok":
+      return r.values[0] ?? undefined;
+    case "reject":
+      throw new PolicyReject(r.code, r.message, r.how);
+    case "error":
+      throw new PolicyError(r.message, r.traceback);
   }
 }
 

@@ -5,10 +5,33 @@ import { newServerConfig, type ServerConfig } from "./server_config.ts";
 import { Resolver } from "../dns/resolver.ts";
 import { PolicyError, PolicyReject } from "./policy_error.ts";
 import { isConfigObject } from "./config_object.ts";
+import { findModule } from "./module_finder.ts";
+import { diag } from "../log/diag.ts";
+import { formatDuration } from "../util/duration.ts";
+import { formatLimitSpec } from "../util/limit_spec.ts";
+import {
+  DURATION_INVALID_STRINGS,
+  DURATION_INVALID_VALUES,
+  DURATION_VALID,
+  LIMIT_INVALID,
+  LIMIT_VALID,
+  THROTTLE_INVALID_STRINGS,
+  THROTTLE_INVALID_VALUES,
+  THROTTLE_VALID,
+} from "../util/scalar_cases.ts";
+
+/** Options of {@linkcode load}. */
+interface LoadOptions {
+  validating?: boolean;
+  /** Extra files, relative to the policy's directory. */
+  files?: Record<string, string>;
+  /** Extra `kumo.<name>` functions: the test's window on what Lua did. */
+  host?: Record<string, (...args: never[]) => unknown>;
+}
 
 async function load(
   source: string,
-  opts: { validating?: boolean; files?: Record<string, string> } = {},
+  opts: LoadOptions = {},
 ): Promise<{ engine: PolicyEngine; cfg: ServerConfig; dir: string }> {
   const dir = await Deno.makeTempDir({ prefix: "kumo-policy-" });
   const path = `${dir}/init.lua`;
@@ -21,11 +44,13 @@ async function load(
   // assigned once; the catalogue's closure reads it after load
   // deno-lint-ignore prefer-const
   let engine: PolicyEngine | undefined;
+  const catalogue = buildCatalogue(() => engine, cfg, new Resolver());
+  Object.assign(catalogue.syncFunctions, opts.host ?? {});
   engine = await PolicyEngine.load({
     policyPath: path,
     validating: opts.validating,
     version: "test",
-    catalogue: buildCatalogue(() => engine, cfg, new Resolver()),
+    catalogue,
   });
   return { engine, cfg, dir };
 }
@@ -166,6 +191,32 @@ kumo.on('t', function() kumo.define_spool { name = 'data', path = '/x' } end)
   engine.close();
 });
 
+Deno.test("pre_init and init run once, in the first context, however many contexts follow", async () => {
+  const events: string[] = [];
+  const { engine } = await load(
+    `
+kumo.test_record('load')
+kumo.on('pre_init', function() seen_in_pre_init = 'yes'; kumo.test_record('pre_init') end)
+kumo.on('pre_init', function() kumo.test_record('pre_init#2') end)
+kumo.on('init', function() kumo.test_record('init:' .. tostring(seen_in_pre_init)) end)
+kumo.on('t', function() kumo.test_record('t:' .. tostring(seen_in_pre_init)) end)
+`,
+    { host: { test_record: ((what: string) => void events.push(what)) as never } },
+  );
+  engine.maxContextUses = 1; // every dispatch after init gets a fresh context
+  await engine.runInit();
+  for (let i = 0; i < 4; i++) await engine.callOrThrow("t", "", []);
+  assert.deepEqual(events, [
+    "load",
+    "pre_init",
+    "pre_init#2",
+    "init:yes", // same context: the global pre_init set is visible
+    ...Array.from({ length: 4 }, () => ["load", "t:nil"]).flat(),
+  ]);
+  assert.equal(events.filter((e) => e.startsWith("init")).length, 1);
+  engine.close();
+});
+
 Deno.test("make_* rejects unknown keys with the serde wording and returns readable objects", async () => {
   const { engine } = await load(`
 kumo.on('bad', function() return kumo.make_queue_config { retry_intervall = '1m' } end)
@@ -232,31 +283,53 @@ kumo.on('t', function() return helper.twice(21) end)
   assert.match(missing, /module 'does\.not\.exist' not found/);
 });
 
-Deno.test("memoize caches across contexts with ttl and capacity", async () => {
+Deno.test("memoize caches across contexts, copies values, honours capacity", async () => {
   const { engine } = await load(`
-local calls = 0
+ctx_id = kumo.uuid.new_v4().simple -- one per context
 local f = kumo.memoize(function(x)
-  calls = calls + 1
-  return { v = x, n = kumo.json_encode({ x }) }
-end, { name = 'm1', ttl = '1s', capacity = 2 })
+  return { v = x, id = kumo.uuid.new_v4().simple }
+end, { name = 'm1', ttl = '1h', capacity = 2 })
 kumo.on('get', function(x)
   local r = f(x)
+  local id = r.id
   r.v = 'mutated' -- must not affect the cache
-  return calls
+  return ctx_id .. ' ' .. id
 end)
 kumo.on('peek', function(x) return f(x).v end)
 kumo.on('bad', function() return kumo.memoize(function() end, { name = 'x', ttl = '1s' }) end)
 `);
-  assert.equal(await engine.callOrThrow("get", "", ["a"]), 1);
-  assert.equal(await engine.callOrThrow("get", "", ["a"]), 1); // hit
-  assert.equal(await engine.callOrThrow("peek", "", ["a"]), "a"); // copy, not the mutated one
-  await engine.callOrThrow("get", "", ["b"]);
-  await engine.callOrThrow("get", "", ["c"]); // evicts a (capacity 2)
-  const before = await engine.callOrThrow("get", "", ["c"]) as number;
-  const after = await engine.callOrThrow("get", "", ["a"]) as number;
-  assert.equal(after, before + 1);
+  engine.maxContextUses = 1; // each dispatch in its own, freshly loaded context
+  const get = async (x: string) =>
+    (await engine.callOrThrow("get", "", [x]) as string).split(" ") as [string, string];
+  const [ctx1, a1] = await get("a");
+  const [ctx2, a2] = await get("a");
+  assert.notEqual(ctx1, ctx2, "two different Lua contexts");
+  assert.equal(a2, a1, "the second context got the first one's cached value");
+  assert.equal(await engine.callOrThrow("peek", "", ["a"]), "a"); // a copy, not the mutated one
+  const [, b1] = await get("b");
+  const [, c1] = await get("c"); // capacity 2: evicts a, the least recently used
+  assert.equal((await get("c"))[1], c1);
+  assert.equal((await get("b"))[1], b1);
+  assert.notEqual((await get("a"))[1], a1, "a was evicted and computed again");
   const bad = await engine.call("bad", "", []);
   assert.match((bad as { message: string }).message, /missing field `capacity`/);
+  engine.close();
+});
+
+Deno.test("memoize invalidate_with_epoch drops entries on a config epoch bump", async () => {
+  const { engine } = await load(`
+local e = kumo.memoize(function() return kumo.uuid.new_v4().simple end,
+  { name = 'ep', ttl = '1h', capacity = 4, invalidate_with_epoch = true })
+local k = kumo.memoize(function() return kumo.uuid.new_v4().simple end,
+  { name = 'keep', ttl = '1h', capacity = 4 })
+kumo.on('get', function() return e() .. ' ' .. k() end)
+`);
+  const [e1, k1] = (await engine.callOrThrow("get", "", []) as string).split(" ");
+  assert.deepEqual((await engine.callOrThrow("get", "", []) as string).split(" "), [e1, k1]);
+  engine.bumpEpoch();
+  const [e2, k2] = (await engine.callOrThrow("get", "", []) as string).split(" ");
+  assert.notEqual(e2, e1, "invalidate_with_epoch: recomputed after the bump");
+  assert.equal(k2, k1, "without invalidate_with_epoch: kept");
   engine.close();
 });
 
@@ -363,45 +436,45 @@ end)
   engine.close();
 });
 
-Deno.test("durations and rates through make_* in Lua: every spec form, valid and invalid", async () => {
+Deno.test("durations, rates and limits through make_* in Lua: every shared case, valid and invalid", async () => {
   const { engine } = await load(`
 kumo.on('dur', function(v) return kumo.make_queue_config { retry_interval = v }.retry_interval end)
+kumo.on('dur_path', function(v) return kumo.make_egress_path { idle_timeout = v }.idle_timeout end)
 kumo.on('rate', function(v) return kumo.make_egress_path { max_message_rate = v }.max_message_rate end)
+kumo.on('qrate', function(v) return kumo.make_queue_config { max_message_rate = v }.max_message_rate end)
 kumo.on('limit', function(v) return kumo.make_egress_path { connection_limit = v }.connection_limit end)
 `);
-  const validDur: [unknown, string][] = [
-    [30, "30s"],
-    [1.5, "1s 500ms"],
-    ["5 minutes", "5m"],
-    ["1h", "1h"],
-    ["10s", "10s"],
-    ["2h 30m", "2h 30m"],
-    ["1h30m", "1h 30m"],
-    ["0", "0s"],
-    ["1day", "1day"],
-    ["2 weeks", "14days"],
-    ["500ms", "500ms"],
-  ];
-  for (const [v, want] of validDur) {
-    assert.equal(await engine.callOrThrow("dur", "", [v]), want, `duration ${v}`);
+  const refused = async (event: string, v: unknown) => {
+    const r = await engine.call(event, "", [v]);
+    assert.equal(r.kind, "error", `${event} ${String(v)} must be refused: ${JSON.stringify(r)}`);
+    const msg = (r as { message: string }).message;
+    assert.match(msg, /init\.lua:\d+: /, msg);
+    if (typeof v === "string") assert.ok(msg.includes(`"${v}"`), msg);
+  };
+  // nil in a Lua table is an absent key (the default applies), not a value
+  const asLua = (vs: readonly unknown[]) => vs.filter((v) => v !== null && v !== undefined);
+
+  for (const [v, ms] of DURATION_VALID) {
+    for (const event of ["dur", "dur_path"]) {
+      assert.equal(await engine.callOrThrow(event, "", [v]), formatDuration(ms), `${event} ${v}`);
+    }
   }
-  for (const v of ["1.5h", "-1s", "5 parsecs", "10 MINUTES", "", "h", "1 h 2"]) {
-    const r = await engine.call("dur", "", [v]);
-    assert.equal(r.kind, "error", `duration ${JSON.stringify(v)} must be rejected`);
+  for (const v of [...DURATION_INVALID_STRINGS, ...asLua(DURATION_INVALID_VALUES)]) {
+    await refused("dur", v);
+    await refused("dur_path", v);
   }
-  for (
-    const v of ["100/s", "10,000/h", "1_000/hr", "20/30min", "local:5/s,max_burst=10", "5/day"]
-  ) {
-    const r = await engine.call("rate", "", [v]);
-    assert.equal(r.kind, "ok", `rate ${v}: ${JSON.stringify(r)}`);
+  for (const [v, want] of THROTTLE_VALID) {
+    assert.equal(await engine.callOrThrow("rate", "", [v]), want.text, `rate ${v}`);
+    assert.equal(await engine.callOrThrow("qrate", "", [v]), want.text, `queue rate ${v}`);
   }
-  for (const v of ["10,000 per hour", "100/hours", "100 / s", "0/s", "10/mins", "abc"]) {
-    const r = await engine.call("rate", "", [v]);
-    assert.equal(r.kind, "error", `rate ${v} must be rejected`);
+  for (const v of [...THROTTLE_INVALID_STRINGS, ...THROTTLE_INVALID_VALUES]) {
+    await refused("rate", v);
+    await refused("qrate", v);
   }
-  assert.equal(await engine.callOrThrow("limit", "", [5]), 5);
-  assert.equal(await engine.callOrThrow("limit", "", ["local:1_000"]), "local:1000");
-  assert.equal((await engine.call("limit", "", [0])).kind, "error");
+  for (const [v, want] of LIMIT_VALID) {
+    assert.equal(await engine.callOrThrow("limit", "", [v]), formatLimitSpec(want), `limit ${v}`);
+  }
+  for (const v of asLua(LIMIT_INVALID)) await refused("limit", v);
   engine.close();
 });
 
@@ -429,4 +502,174 @@ end)
 `);
   assert.equal(await engine.callOrThrow("t", "", []), "Hi Anas");
   engine.close();
+});
+
+Deno.test("math.random differs between contexts and between runs", async () => {
+  const policy = `
+kumo.on('r', function()
+  return tostring(math.random(0, 0x7fffffffffff)) .. ' ' .. tostring(math.random(0, 0x7fffffffffff))
+end)
+`;
+  const a = await load(policy);
+  const b = await load(policy);
+  a.engine.maxContextUses = 1; // each call in a new context
+  const seen = new Set<unknown>();
+  for (let i = 0; i < 3; i++) seen.add(await a.engine.callOrThrow("r", "", []));
+  seen.add(await b.engine.callOrThrow("r", "", [])); // another engine: another "run"
+  assert.equal(seen.size, 4, [...seen].join(" | "));
+  a.engine.close();
+  b.engine.close();
+});
+
+Deno.test("a policy that no longer loads after an epoch bump: call() reports it, never throws", async () => {
+  const good = "kumo.on('t', function() return 'ok' end)\n";
+  const { engine, dir } = await load(good);
+  assert.equal(await engine.callOrThrow("t", "", []), "ok");
+  await Deno.writeTextFile(`${dir}/init.lua`, good + "local x = = 1\n");
+  engine.bumpEpoch(); // pooled contexts dropped: the next call re-runs the edited file
+  const r = await engine.call("t", "", []);
+  assert.equal(r.kind, "error");
+  assert.match(
+    (r as { message: string }).message,
+    /^Error evaluating policy file ".*init\.lua": .*init\.lua:2: /,
+  );
+  await assert.rejects(engine.callOrThrow("t", "", []), PolicyError);
+  assert.equal(engine.activeContexts, 0, "the failed borrow released its slot");
+  await Deno.writeTextFile(`${dir}/init.lua`, good);
+  assert.equal(await engine.callOrThrow("t", "", []), "ok", "fixed file: dispatch works again");
+  engine.close();
+});
+
+Deno.test("package.path is upstream's four prefixes, then the policy's directory", async () => {
+  const { engine, dir } = await load("kumo.on('t', function() return package.path end)");
+  assert.equal(
+    await engine.callOrThrow("t", "", []),
+    "/opt/kumomta/share/?.lua;/opt/kumomta/share/?/init.lua;" +
+      "/opt/kumomta/etc/policy/?.lua;/opt/kumomta/etc/policy/?/init.lua;" +
+      `${dir}/?.lua;${dir}/?/init.lua`,
+  );
+  engine.close();
+});
+
+Deno.test("require: first package.path match wins; a miss lists each entry once", async () => {
+  const extra = await Deno.makeTempDir({ prefix: "kumo-extra-" });
+  await Deno.mkdir(`${extra}/lib`);
+  await Deno.writeTextFile(`${extra}/lib/dup.lua`, "return 'prepended'\n");
+  const { engine, dir } = await load(
+    `
+package.path = '${extra}/?.lua;' .. package.path
+local dup = require 'lib.dup'
+local both = require 'lib.both'
+local utils = require 'policy-extras.policy_utils'
+kumo.on('t', function() return dup .. ' ' .. both .. ' ' .. type(utils) end)
+kumo.on('missing', function() require 'does.not.exist' end)
+`,
+    {
+      files: {
+        "lib/dup.lua": "return 'policy-dir'\n",
+        "lib/both.lua": "return 'file'\n",
+        "lib/both/init.lua": "return 'init'\n",
+      },
+    },
+  );
+  assert.equal(await engine.callOrThrow("t", "", []), "prepended file table");
+  const r = await engine.call("missing", "", []);
+  const msg = (r as { message: string }).message;
+  assert.match(msg, /init\.lua:7: module 'does\.not\.exist' not found:/);
+  const noFile = [...msg.matchAll(/no file '([^']+)'/g)].map((m) => m[1]);
+  assert.deepEqual(noFile, [
+    `${extra}/does/not/exist.lua`,
+    "/opt/kumomta/share/does/not/exist.lua",
+    "/opt/kumomta/share/does/not/exist/init.lua",
+    "/opt/kumomta/etc/policy/does/not/exist.lua",
+    "/opt/kumomta/etc/policy/does/not/exist/init.lua",
+    `${dir}/does/not/exist.lua`,
+    `${dir}/does/not/exist/init.lua`,
+  ]);
+  engine.close();
+});
+
+Deno.test("findModule: first template wins, then bundled policy-extras, else Lua's explanation", async () => {
+  const a = await Deno.makeTempDir();
+  const b = await Deno.makeTempDir();
+  await Deno.mkdir(`${a}/m`);
+  await Deno.mkdir(`${b}/m`);
+  await Deno.writeTextFile(`${b}/m/x.lua`, "return 'b'");
+  await Deno.writeTextFile(`${a}/m/x.lua`, "return 'a'");
+  assert.deepEqual(findModule("m.x", `${a}/?.lua;${b}/?.lua`), [`${a}/m/x.lua`, "return 'a'"]);
+  assert.deepEqual(findModule("m.x", `${b}/?.lua;${a}/?.lua`), [`${b}/m/x.lua`, "return 'b'"]);
+  const [path, src] = findModule("policy-extras.policy_utils", `${a}/?.lua`);
+  assert.equal(path, "/opt/kumomta/share/policy-extras/policy_utils.lua");
+  assert.match(src, /function/);
+  assert.deepEqual(findModule("m.y", `${a}/?.lua;;${b}/?/init.lua`), [
+    undefined,
+    `no file '${a}/m/y.lua'\n\tno file '${b}/m/y/init.lua'`,
+  ]);
+});
+
+Deno.test("context recycling: upstream defaults, and the kumo.set_max_* setters", async () => {
+  const { engine } = await load(`
+counter = counter or 0
+kumo.on('init', function()
+  kumo.set_max_lua_context_use_count(3)
+  kumo.set_max_lua_context_age(120)
+  kumo.set_max_spare_lua_contexts(2)
+end)
+kumo.on('t', function() counter = counter + 1; return counter end)
+kumo.on('slow', function() kumo.sleep(0.02) end)
+kumo.on('bad', function(v) kumo.set_max_lua_context_use_count(v) end)
+`);
+  assert.equal(engine.maxContextAgeMs, 300_000);
+  assert.equal(engine.maxContextUses, 1024);
+  assert.equal(engine.maxSpareContexts, 8192);
+  await engine.runInit();
+  assert.equal(engine.maxContextAgeMs, 120_000);
+  assert.equal(engine.maxContextUses, 3);
+  assert.equal(engine.maxSpareContexts, 2);
+  // the init context has one use; it serves two more, then a fresh one
+  const seen = [];
+  for (let i = 0; i < 5; i++) seen.push(await engine.callOrThrow("t", "", []));
+  assert.deepEqual(seen, [1, 2, 1, 2, 3]);
+  await Promise.all(Array.from({ length: 6 }, () => engine.callOrThrow("slow", "", [])));
+  assert.equal(engine.idleContexts, 2, "at most 2 spare contexts kept");
+  for (const v of ["soon", -1, 1.5]) {
+    const r = await engine.call("bad", "", [v]);
+    assert.match(
+      (r as { message: string }).message,
+      /init\.lua:10: kumo\.set_max_lua_context_use_count: invalid argument .*: expected a non-negative integer/,
+    );
+  }
+  engine.close();
+});
+
+Deno.test("kumo.set_diagnostic_log_filter changes what the diagnostic log shows", async () => {
+  const { engine } = await load(`
+kumo.on('t', function(spec, text)
+  kumo.set_diagnostic_log_filter(spec)
+  kumo.log_debug('debug:' .. text)
+  kumo.log_warn('warn:' .. text)
+end)
+kumo.on('bad', function() kumo.set_diagnostic_log_filter('lua=loud') end)
+`);
+  const before = diag.filterSpec;
+  let out = "";
+  diag.setWriter((t) => void (out += t));
+  try {
+    await engine.callOrThrow("t", "", ["lua=debug", "one"]);
+    diag.flush();
+    assert.match(out, /DEBUG lua: .*init\.lua:4: debug:one/);
+    assert.match(out, /WARN lua: .*warn:one/);
+    await engine.callOrThrow("t", "", ["lua=warn", "two"]);
+    diag.flush();
+    assert.doesNotMatch(out, /debug:two/);
+    assert.match(out, /warn:two/);
+    assert.equal(diag.filterSpec, "lua=warn");
+    const r = await engine.call("bad", "", []);
+    assert.match((r as { message: string }).message, /init\.lua:7: .*unknown level "loud"/);
+    assert.equal(diag.filterSpec, "lua=warn", "a bad filter leaves the old one in force");
+  } finally {
+    diag.setFilter(before);
+    diag.setWriter((t) => void Deno.stderr.writeSync(new TextEncoder().encode(t)));
+    engine.close();
+  }
 });

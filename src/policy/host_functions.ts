@@ -72,6 +72,33 @@ function mapValues(o: Record<string, unknown>, f: (v: AnyFn) => AnyFn): Record<s
   return out;
 }
 
+/** A `usize` argument (seconds or a count), as upstream's setters take. */
+function count(fn: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
+    throw new Error(
+      `${fn}: invalid argument ${
+        typeof v === "string" ? `"${v}"` : String(v ?? "nil")
+      }: expected a non-negative integer`,
+    );
+  }
+  return v;
+}
+
+/**
+ * `kumo.available_parallelism()`: `KUMO_AVAILABLE_PARALLELISM` when set
+ * (a positive integer, else an error, as upstream), else the CPU count.
+ */
+export function availableParallelism(): number {
+  const env = Deno.env.get("KUMO_AVAILABLE_PARALLELISM");
+  if (env === undefined) return navigator.hardwareConcurrency;
+  if (!/^[0-9]+$/.test(env) || Number(env) < 1) {
+    throw new Error(
+      `Cannot read KUMO_AVAILABLE_PARALLELISM "${env}": expected a positive integer`,
+    );
+  }
+  return Number(env);
+}
+
 /** Builds the `__host` table for one Lua context. */
 export function buildHost(engine: PolicyEngine, cat: HostCatalogue): Record<string, unknown> {
   const configFunctions: Record<string, (input: unknown) => unknown> = {};
@@ -105,20 +132,16 @@ export function buildHost(engine: PolicyEngine, cat: HostCatalogue): Record<stri
     "serde.yaml_parse": (text: string) => yamlParse(text),
     "serde.yaml_encode": (v: unknown) => yamlEncode(v),
     ...STRING_FUNCTIONS,
-    available_parallelism: () => {
-      const env = Deno.env.get("KUMO_AVAILABLE_PARALLELISM");
-      if (env && /^\d+$/.test(env)) return Number(env);
-      return navigator.hardwareConcurrency;
-    },
+    available_parallelism: () => availableParallelism(),
     bump_config_epoch: () => engine.bumpEpoch(),
-    set_max_lua_context_age: (secs: number) => {
-      engine.maxContextAgeMs = Number(secs) * 1000;
+    set_max_lua_context_age: (secs: unknown) => {
+      engine.maxContextAgeMs = count("kumo.set_max_lua_context_age", secs) * 1000;
     },
-    set_max_lua_context_use_count: (n: number) => {
-      engine.maxContextUses = Number(n);
+    set_max_lua_context_use_count: (n: unknown) => {
+      engine.maxContextUses = count("kumo.set_max_lua_context_use_count", n);
     },
-    set_max_spare_lua_contexts: (n: number) => {
-      engine.maxSpareContexts = Number(n);
+    set_max_spare_lua_contexts: (n: unknown) => {
+      engine.maxSpareContexts = count("kumo.set_max_spare_lua_contexts", n);
     },
     validation_failed: () => {
       engine.validationFailed = true;
@@ -133,6 +156,8 @@ export function buildHost(engine: PolicyEngine, cat: HostCatalogue): Record<stri
   return {
     version: engine.version,
     policy_dir: engine.policyDir,
+    // Two 32-bit seeds for math.randomseed, fresh for every context.
+    random_seed: () => multi(...crypto.getRandomValues(new Uint32Array(2))),
     find_module: (name: string, path: string) => multi(...findModule(name, path)),
     json_encode: (v: unknown) => jsonEncode(v),
     memo_define: (params: unknown) => byRef(engine.defineMemo(params)),

@@ -24,9 +24,16 @@ function tryRead(path: string | URL): string | undefined {
 }
 
 /**
- * Looks `name` up along `packagePath` (`;`-separated templates with `?`).
- * Returns [path, source] when found, else [undefined, explanation] in the
- * format Lua's searchers use.
+ * Looks `name` up along `packagePath` (`;`-separated templates with `?`);
+ * the first template naming a readable file wins. Returns [path, source]
+ * when found, else [undefined, explanation] in Lua 5.4's searcher format
+ * (`no file '...'` lines joined by `"\n\t"`, no leading separator:
+ * `require` adds it).
+ *
+ * @example
+ * ```ts
+ * const [path, source] = findModule("lib.helper", "/etc/policy/?.lua;/etc/policy/?/init.lua");
+ * ```
  */
 export function findModule(name: string, packagePath: string): [string | undefined, string] {
   const rel = name.replaceAll(".", "/");
@@ -36,14 +43,14 @@ export function findModule(name: string, packagePath: string): [string | undefin
     const path = template.replaceAll("?", rel);
     const src = tryRead(path);
     if (src !== undefined) return [path, src];
-    tried.push(`\n\tno file '${path}'`);
+    tried.push(`no file '${path}'`);
   }
   if (name.startsWith("policy-extras.")) {
     const file = name.slice("policy-extras.".length).replaceAll(".", "/") + ".lua";
     const url = new URL(file, BUNDLED_EXTRAS_DIR);
     const src = tryRead(url);
     if (src !== undefined) return [`/opt/kumomta/share/policy-extras/${file}`, src];
-    tried.push(`\n\tno bundled file 'policy-extras/${file}'`);
+    tried.push(`no bundled file 'policy-extras/${file}'`);
   }
-  return [undefined, tried.join("")];
+  return [undefined, tried.join("\n\t")];
 }

@@ -24,6 +24,10 @@ package.loaded.kumo = kumo
 kumo.version = H.version
 _G.kumo = kumo
 
+-- Lua seeds math.random from the clock and an address, which inside WASM
+-- repeats across contexts and runs: seed each context from the OS instead.
+math.randomseed(H.random_seed())
+
 local pack, unpack, type, error, pcall, xpcall, setmetatable, getmetatable, tostring, select =
   table.pack, table.unpack, type, error, pcall, xpcall, setmetatable, getmetatable, tostring, select
 
@@ -327,8 +331,12 @@ package.path = '/opt/kumomta/share/?.lua;/opt/kumomta/share/?/init.lua;'
   .. '/opt/kumomta/etc/policy/?.lua;/opt/kumomta/etc/policy/?/init.lua;'
   .. H.policy_dir .. '/?.lua;' .. H.policy_dir .. '/?/init.lua'
 
+-- Our searcher replaces Lua's file searcher (which would only see wasmoon's
+-- in-memory file system and list every package.path entry a second time)
+-- and the C searchers (no C modules in WASM): preload, then disk.
 local find_module = H.find_module
-table.insert(package.searchers, 2, function(name)
+local preload_searcher = package.searchers[1]
+package.searchers = { preload_searcher, function(name)
   local path, source = find_module(name, package.path)
   if path == nil then
     return source -- the "no file" explanation
@@ -336,7 +344,7 @@ table.insert(package.searchers, 2, function(name)
   local chunk, err = load(source, '@' .. path, 't')
   if not chunk then error(err, 0) end
   return chunk, path
-end)
+end }
 
 ---------------------------------------------------------------------------
 -- Memoize: caches live in JS, shared by every context. Values are marshalled

@@ -60,15 +60,20 @@ const UNIT_MS: Readonly<Record<string, number>> = {
   years: YEAR_SECONDS * 1000,
 };
 
-/** One `<int><unit>` item; whitespace may surround the number and the unit. */
-const ITEM = /\s*([0-9]+)\s*([A-Za-zµ]+)\s*/y;
+/**
+ * One `<int><unit>` item. As humantime's parser, whitespace may surround the
+ * number and the unit and is skipped inside the number too (`"1 0m"` is 10
+ * minutes); a digit right after a unit starts the next item (`"1h30m"`).
+ */
+const ITEM = /\s*([0-9][0-9\s]*)([A-Za-zµ]+)\s*/y;
 
 /**
  * Parse a duration into milliseconds.
  *
  * A number is seconds (integer or float, not negative). A string follows
  * humantime: one or more `<int><unit>` items with optional spaces
- * (`"5 minutes"`, `"1h30m"`), integers only, no sign; a bare `"0"` is zero.
+ * (`"5 minutes"`, `"1h30m"`, humantime's `"1 0m"` = 10 minutes), integers
+ * only, no sign; a bare `"0"` is zero.
  *
  * @param value the Lua/JSON value
  * @param key dotted key of the value, for the error
@@ -121,7 +126,7 @@ export function parseDuration(value: unknown, key?: string): number {
         { key },
       );
     }
-    total += Number(m[1]) * perUnit;
+    total += Number(m[1].replace(/\s+/g, "")) * perUnit;
     pos = ITEM.lastIndex;
   }
   if (!Number.isFinite(total)) {

@@ -5,16 +5,16 @@
 import assert from "node:assert/strict";
 import { formatLimitSpec, parseLimitSpec } from "./limit_spec.ts";
 import { ConfigError } from "./config_error.ts";
+import { LIMIT_INVALID, LIMIT_VALID } from "./scalar_cases.ts";
 
-Deno.test("parseLimitSpec() accepts integers and [local:]N strings", () => {
-  assert.deepEqual(parseLimitSpec(32), { limit: 32, local: false });
-  assert.deepEqual(parseLimitSpec("10"), { limit: 10, local: false });
-  assert.deepEqual(parseLimitSpec("local:1,000"), { limit: 1000, local: true });
-  assert.deepEqual(parseLimitSpec("1_000"), { limit: 1000, local: false });
+Deno.test("parseLimitSpec() accepts integers and [local:]N strings (shared cases)", () => {
+  for (const [input, want] of LIMIT_VALID) {
+    assert.deepEqual(parseLimitSpec(input), want, String(input));
+  }
 });
 
 Deno.test("parseLimitSpec() rejects zero, negatives, fractions and junk", () => {
-  for (const bad of [0, -1, 1.5, "0", "local:0", "ten", "", "local:", "5 ", true, null, {}]) {
+  for (const bad of LIMIT_INVALID) {
     assert.throws(() => parseLimitSpec(bad, "connection_limit"), ConfigError, String(bad));
   }
 });
