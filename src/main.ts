@@ -70,6 +70,15 @@ export async function main(argv: string[]): Promise<number> {
     const { hourlyFileWriter } = await import("./log/diag_files.ts");
     diag.setWriter(hourlyFileWriter(opts.diagLogDir));
   }
+  if (opts.user === undefined && Deno.uid() === 0) {
+    // kumod refuses to start as root without --user; kumo-edge cannot drop
+    // privileges, so it runs as root and says so (README: --user).
+    diag.warn(
+      "kumod",
+      "running as root without --user: kumo-edge cannot drop privileges; " +
+        "start it as an unprivileged account (e.g. systemd User=) and pass --user NAME",
+    );
+  }
 
   const serverConfig = newServerConfig();
   const resolver = new Resolver();

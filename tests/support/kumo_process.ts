@@ -21,8 +21,8 @@ export interface KumoProcess extends AsyncDisposable {
   port: number;
   /** Everything written to stderr so far. */
   stderr(): string;
-  /** SIGTERM and wait for exit; returns the exit code. */
-  stop(): Promise<number>;
+  /** SIGTERM (or `signal`) and wait for exit; returns the exit code. */
+  stop(signal?: Deno.Signal): Promise<number>;
   /** SIGKILL and wait for exit. */
   kill(): Promise<void>;
 }
@@ -90,9 +90,9 @@ export async function startKumo(
     dir,
     port,
     stderr: () => text,
-    stop: async () => {
+    stop: async (signal: Deno.Signal = "SIGTERM") => {
       try {
-        child.kill("SIGTERM");
+        child.kill(signal);
       } catch { /* already gone */ }
       return await wait();
     },
