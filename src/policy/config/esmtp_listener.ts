@@ -11,6 +11,7 @@
  */
 
 import { type CidrMap, CidrSet } from "../../util/cidr.ts";
+import { ConfigError } from "../../util/config_error.ts";
 import {
   anyJson,
   array,
@@ -68,7 +69,11 @@ export interface EsmtpListenerParams {
   clientTimeout: number;
   /** @default 300_000 */
   dataProcessingTimeout: number;
-  /** @default 131072 */
+  /**
+   * Accepted and ignored: node:net hands the session whatever chunk the
+   * socket read returned, so there is no read buffer to size.
+   * @default 131072
+   */
   dataBufferSize: number;
   /** @default 998 */
   lineLengthHardLimit: number;
@@ -76,10 +81,15 @@ export interface EsmtpListenerParams {
   invalidLineEndings: InvalidLineEndings;
   /** @default "BifurcateAlways" */
   batchHandling: BatchHandling;
+  /** STARTTLS certificate; with `tlsPrivateKey` (both or neither). @default self-signed */
   tlsCertificate?: KeySource;
+  /** STARTTLS private key; with `tlsCertificate`. */
   tlsPrivateKey?: KeySource;
+  /** CAs a client certificate must be issued by to set `tls_peer_subject_name`. */
   tlsRequiredClientCa?: KeySource;
+  /** Keep messages in memory until their first transient failure. @default false */
   deferredSpool: boolean;
+  /** Queue into `deferred_smtp_inject.kumomta.internal`, skip `smtp_server_message_received`. @default false */
   deferredQueue: boolean;
   traceHeaders: TraceHeaders;
   /** Initial connection metadata. @default {} */
@@ -176,7 +186,35 @@ void _check;
  * ```
  */
 export function parseEsmtpListener(input: unknown): EsmtpListenerConfig {
-  return convert(ESMTP_LISTENER, input);
+  const cfg = convert(ESMTP_LISTENER, input);
+  checkTlsPair(cfg, cfg.listen, "");
+  for (const [which, map] of [["peer", cfg.peer], ["via", cfg.via]] as const) {
+    for (const [cidr, o] of map?.entries() ?? []) {
+      const merged = baseParams(cfg);
+      applyOverride(merged, o);
+      checkTlsPair(merged, cfg.listen, `${which}.${cidr}.`);
+    }
+  }
+  return cfg;
+}
+
+/**
+ * A lone `tls_certificate` or `tls_private_key` is a configuration error
+ * (it would otherwise fall back to the self-signed identity unnoticed).
+ *
+ * @throws {ConfigError} naming the missing key
+ */
+function checkTlsPair(p: EsmtpListenerParams, listen: string, prefix: string): void {
+  const has = p.tlsCertificate !== undefined;
+  if (has === (p.tlsPrivateKey !== undefined)) return;
+  const [set, missing] = has
+    ? ["tls_certificate", "tls_private_key"]
+    : ["tls_private_key", "tls_certificate"];
+  throw new ConfigError(
+    `Cannot start ESMTP listener "${listen}": ${prefix}${set} is set but ${prefix}${missing} ` +
+      "is missing",
+    { key: `${prefix}${missing}` },
+  );
 }
 
 /** The JSON/Lua-readable form (`peer`/`via` as tables keyed by CIDR). */

@@ -19,7 +19,7 @@ import type { EsmtpListenerConfig } from "../../policy/config/esmtp_listener.ts"
 import { diag } from "../../log/diag.ts";
 import type { ReceptionServices } from "./reception_services.ts";
 import { SmtpSession } from "./session.ts";
-import { serverSecureContext } from "./tls_material.ts";
+import { serverTls } from "./tls_material.ts";
 import { countConnectionDenied, kumoMetrics } from "../../metrics/kumo_metrics.ts";
 
 /** Split `"ip:port"` / `"[v6]:port"`. */
@@ -86,7 +86,7 @@ export class EsmtpListener {
       ? `[${a.address}]:${a.port}`
       : `${a.address}:${a.port}`;
     // Warm the STARTTLS identity (self-signed generation takes a moment).
-    serverSecureContext(config).catch((e) =>
+    serverTls(config).catch((e) =>
       diag.error("kumod::smtp_server", `Cannot prepare TLS identity: ${(e as Error).message}`)
     );
     return l;

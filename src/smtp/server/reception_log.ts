@@ -29,6 +29,8 @@ export interface SessionLogInfo {
   nodeId: string;
   tlsCipher?: string;
   tlsProtocolVersion?: string;
+  /** Verified client certificate subject (`tls_required_client_ca`). */
+  tlsPeerSubjectName?: string[];
 }
 
 /** True when a reply must be logged as `Rejection` (4xx/5xx except `421 4.3.2 …`). */
@@ -85,6 +87,7 @@ export function rejectionRecord(
     nodeid: info.nodeId,
     tls_cipher: info.tlsCipher,
     tls_protocol_version: info.tlsProtocolVersion,
+    tls_peer_subject_name: info.tlsPeerSubjectName,
     session_id: info.sessionId,
   };
 }
@@ -130,6 +133,7 @@ export function receptionRecord(info: SessionLogInfo, msg: Message, queue: strin
     nodeid: info.nodeId,
     tls_cipher: info.tlsCipher,
     tls_protocol_version: info.tlsProtocolVersion,
+    tls_peer_subject_name: info.tlsPeerSubjectName,
     session_id: info.sessionId,
   };
 }

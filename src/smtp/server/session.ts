@@ -39,8 +39,17 @@ import { decideRelay, ListenerDomainCache } from "./relay.ts";
 import { isLoggedRejection, rejectionRecord, type SessionLogInfo } from "./reception_log.ts";
 import { runDataPhase } from "./data_phase.ts";
 import { upgradeToTls } from "./starttls.ts";
-import { serverSecureContext } from "./tls_material.ts";
-import { AUTH_REPLIES, authVerdict, decodePlain, unsupportedMechanism } from "./auth.ts";
+import { serverTls, verifiedPeerSubject } from "./tls_material.ts";
+import {
+  AUTH_MECHANISMS,
+  AUTH_REPLIES,
+  authVerdict,
+  decodeLoginField,
+  decodePlain,
+  needTls,
+  type PlainCredentials,
+  unsupportedMechanism,
+} from "./auth.ts";
 import { parseProxyHeader, PROXY_HEADER_MAX } from "./proxy_header.ts";
 
 /**
@@ -99,6 +108,11 @@ export class SmtpSession {
   #ehlo = "";
   #tls: { version: string; cipher: string } | null = null;
   #authenticated = false;
+  /** Which `334` continuation the next line answers (state `auth`). */
+  #authStep: { step: "plain" } | { step: "login_user" } | {
+    step: "login_password";
+    user: string;
+  } | null = null;
   #sender: EnvelopeAddress | null = null;
   #rcpts: EnvelopeAddress[] = [];
   /** Accepted RCPTs on this connection (max_messages_per_connection). */
@@ -227,6 +241,12 @@ export class SmtpSession {
    * `peer`/`via` params and the address keys of conn meta, logs and relay checks.
    */
   #rebind(ends: SessionEndpoints): void {
+    // lua-api.md §7.4: the socket's own addresses stay visible as orig_*
+    // (the first rebind records them; later ones keep the true originals).
+    if (this.#conn.get("orig_received_from") === undefined) {
+      this.#conn.set("orig_received_from", this.#conn.get("received_from"));
+      this.#conn.set("orig_received_via", this.#conn.get("received_via"));
+    }
     this.#ends = ends;
     this.#params = resolveListenerParams(this.#listener, ends.peerIp, ends.localIp);
     for (const [k, val] of Object.entries(this.#params.meta)) this.#conn.set(k, val);
@@ -547,7 +567,7 @@ export class SmtpSession {
       "ENHANCEDSTATUSCODES",
       "8BITMIME",
       "SMTPUTF8",
-      this.#tls === null ? "STARTTLS" : "AUTH PLAIN",
+      this.#tls === null ? "STARTTLS" : `AUTH ${AUTH_MECHANISMS.join(" ")}`,
     ];
     if (this.#params.allowXclient) ext.push("XCLIENT ADDR PORT DESTADDR DESTPORT");
     if (engine.hasHandler("smtp_server_ehlo")) {
@@ -743,9 +763,9 @@ export class SmtpSession {
     if (this.#tls !== null) {
       return await this.#reply(501, "Cannot STARTTLS as TLS is already active");
     }
-    let ctx;
+    let material;
     try {
-      ctx = await serverSecureContext(this.#params);
+      material = await serverTls(this.#params);
     } catch (e) {
       diag.error("kumod::smtp_server", `Cannot load TLS material: ${(e as Error).message}`);
       return await this.#reply(454, "4.7.0 TLS not available");
@@ -756,9 +776,22 @@ export class SmtpSession {
     raw.off("data", this.#onData);
     this.#reader.takeBuffered(); // RFC 3207 §4.2: discard what came before the handshake
     try {
-      const up = await upgradeToTls(raw, ctx, this.#params.clientTimeout);
+      const up = await upgradeToTls(
+        raw,
+        material.context,
+        this.#params.clientTimeout,
+        material.clientCas !== null,
+      );
       this.#socket = up.socket;
       this.#tls = { version: up.protocolVersion, cipher: up.cipher };
+      // tls_required_client_ca: only a certificate issued by one of the CAs counts.
+      if (material.clientCas !== null) {
+        const subject = verifiedPeerSubject(up.peerCertificate, material.clientCas);
+        if (subject !== null) {
+          this.#conn.set("tls_peer_subject_name", subject);
+          this.#log.tlsPeerSubjectName = subject;
+        }
+      }
     } catch (e) {
       diag.info("kumod::smtp_server", `STARTTLS handshake failed: ${(e as Error).message}`);
       this.state = "closed";
@@ -780,23 +813,40 @@ export class SmtpSession {
     this.#attach(this.#socket);
   }
 
-  /** @internal AUTH */
+  /** @internal AUTH PLAIN / AUTH LOGIN (RFC 4954) */
   async auth(cmd: Command & { verb: "AUTH" }): Promise<void> {
-    if (this.#tls === null) return await this.#replyOf(AUTH_REPLIES.needTls);
+    const mech = cmd.mechanism;
+    if (this.#tls === null) return await this.#replyOf(needTls(mech));
     if (this.#authenticated) return await this.#replyOf(AUTH_REPLIES.twice);
     if (this.#sender !== null) return await this.#replyOf(AUTH_REPLIES.inTransaction);
-    if (cmd.mechanism !== "PLAIN") return await this.#replyOf(unsupportedMechanism(cmd.mechanism));
+    if (mech !== "PLAIN" && mech !== "LOGIN") {
+      return await this.#replyOf(unsupportedMechanism(mech));
+    }
+    if (mech === "LOGIN") {
+      if (cmd.initialResponse === undefined) {
+        this.#authStep = { step: "login_user" };
+        this.state = "auth";
+        return await this.#replyOf(AUTH_REPLIES.loginUsername);
+      }
+      return await this.#loginUser(cmd.initialResponse);
+    }
     if (cmd.initialResponse === undefined) {
+      this.#authStep = { step: "plain" };
       this.state = "auth";
       return await this.#reply(334, "");
     }
     await this.#authPlain(cmd.initialResponse);
   }
 
+  /** A line answering a `334` continuation. */
   async #authResponse(line: string): Promise<void> {
     this.state = "ready";
+    const step = this.#authStep;
+    this.#authStep = null;
     if (line === "*") return await this.#replyOf(AUTH_REPLIES.cancelled);
     try {
+      if (step?.step === "login_user") return await this.#loginUser(line);
+      if (step?.step === "login_password") return await this.#loginPassword(step.user, line);
       await this.#authPlain(line);
     } catch (e) {
       if (e instanceof PolicyReject) return await this.#policyReject(e);
@@ -804,9 +854,30 @@ export class SmtpSession {
     }
   }
 
+  /** AUTH LOGIN: the username arrived; ask for the password. */
+  async #loginUser(b64: string): Promise<void> {
+    const user = decodeLoginField(b64, "username");
+    if (typeof user === "string") return await this.#replyOf(AUTH_REPLIES[user]);
+    this.#authStep = { step: "login_password", user: user.value };
+    this.state = "auth";
+    await this.#replyOf(AUTH_REPLIES.loginPassword);
+  }
+
+  /** AUTH LOGIN: the password arrived; same decision as PLAIN with an empty authz. */
+  async #loginPassword(user: string, b64: string): Promise<void> {
+    const pw = decodeLoginField(b64, "password");
+    if (typeof pw === "string") return await this.#replyOf(AUTH_REPLIES[pw]);
+    await this.#authenticate({ authz: user, authc: user, password: pw.value });
+  }
+
   async #authPlain(b64: string): Promise<void> {
     const creds = decodePlain(b64);
     if (typeof creds === "string") return await this.#replyOf(AUTH_REPLIES[creds]);
+    await this.#authenticate(creds);
+  }
+
+  /** `smtp_server_auth_plain` decides (PLAIN and LOGIN alike). */
+  async #authenticate(creds: PlainCredentials): Promise<void> {
     const engine = this.#services.engine;
     let ok = false;
     let info: unknown;

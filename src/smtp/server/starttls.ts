@@ -12,6 +12,7 @@
 
 import type net from "node:net";
 import tls from "node:tls";
+import type { X509Certificate } from "node:crypto";
 
 /** Result of a finished handshake. */
 export interface TlsUpgrade {
@@ -20,15 +21,20 @@ export interface TlsUpgrade {
   protocolVersion: string;
   /** e.g. `TLS_AES_256_GCM_SHA384`. */
   cipher: string;
+  /** The client's certificate, when one was asked for and presented (unverified). */
+  peerCertificate?: X509Certificate;
 }
 
 /**
  * Run the server handshake on `raw`; rejects on failure or after `timeoutMs`.
- * The caller must have removed its `data` listener from `raw` first.
+ * The caller must have removed its `data` listener from `raw` first. With
+ * `requestCert` the client is asked for a certificate but not refused
+ * without one (`tls_required_client_ca`: verification is the caller's).
  *
  * @example
  * ```ts
- * const up = await upgradeToTls(socket, await serverSecureContext(params), 60_000);
+ * const { context } = await serverTls(params);
+ * const up = await upgradeToTls(socket, context, 60_000);
  * up.socket.on("data", onData);
  * ```
  */
@@ -36,9 +42,15 @@ export function upgradeToTls(
   raw: net.Socket,
   secureContext: tls.SecureContext,
   timeoutMs: number,
+  requestCert = false,
 ): Promise<TlsUpgrade> {
   return new Promise((resolve, reject) => {
-    const sock = new tls.TLSSocket(raw, { isServer: true, secureContext });
+    const sock = new tls.TLSSocket(raw, {
+      isServer: true,
+      secureContext,
+      requestCert,
+      rejectUnauthorized: false,
+    });
     let done = false;
     const timer = setTimeout(() => finish(new Error("TLS handshake timed out")), timeoutMs);
     const finish = (err: Error | null) => {
@@ -53,10 +65,17 @@ export function upgradeToTls(
         return;
       }
       sock.setNoDelay(true);
+      let peerCertificate: X509Certificate | undefined;
+      if (requestCert) {
+        try {
+          peerCertificate = sock.getPeerX509Certificate();
+        } catch { /* no usable certificate */ }
+      }
       resolve({
         socket: sock,
         protocolVersion: sock.getProtocol() ?? "",
         cipher: sock.getCipher()?.standardName ?? sock.getCipher()?.name ?? "",
+        peerCertificate,
       });
     };
     const onSecure = () => finish(null);
