@@ -472,6 +472,16 @@ function removeWhere(data: Uint8Array, match: (span: HeaderSpan) => boolean): Ui
   return cut(data, ranges);
 }
 
+/**
+ * A copy of `data` without the header fields at the given positions (0 = the
+ * first field, in the order of {@linkcode getAllHeaders}); `data` itself if none.
+ */
+export function removeHeaderFields(data: Uint8Array, positions: ReadonlySet<number>): Uint8Array {
+  if (positions.size === 0) return data;
+  let i = 0;
+  return removeWhere(data, () => positions.has(i++));
+}
+
 /** A copy of `data` without any header named `name` (case-insensitive); `data` itself if none. */
 export function removeAllNamedHeaders(data: Uint8Array, name: string): Uint8Array {
   const lower = name.toLowerCase();

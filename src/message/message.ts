@@ -19,6 +19,7 @@ import * as headers from "./headers.ts";
 import type { HeaderField } from "./headers.ts";
 import { buildQueueName } from "./queue_name.ts";
 import { newSpoolId, spoolIdCreatedMs } from "./spool_id.ts";
+import { importHeaders, type ImportHeaderSpec } from "./import_headers.ts";
 import { parseWindow } from "./schedule_window.ts";
 
 /** Per-message schedule (`msg:set_scheduling`); `dow`, `tz`, `start`, `end` go together. */
@@ -153,6 +154,11 @@ export class Message {
   metaDirty = true;
   /** Data changed since the last spool write. */
   dataDirty = true;
+  /**
+   * `msg:set_force_sync(true)`: every later spool write of this message is
+   * synced (fsync) before processing goes on. Not persisted.
+   */
+  forceSync = false;
   #createdMs?: number;
 
   constructor(init: MessageInit) {
@@ -321,6 +327,24 @@ export class Message {
   /** `msg:import_x_headers([names])`: sets meta `x_campaign_id` etc. */
   importXHeaders(names?: readonly string[]): void {
     for (const [k, v] of headers.importXHeaders(this.getData(), names)) this.setMeta(k, v);
+  }
+
+  /**
+   * `msg:import_headers(specs)`: meta from headers by rule, removing the
+   * fields of specs with `remove`.
+   */
+  importHeaders(specs: readonly ImportHeaderSpec[]): void {
+    const r = importHeaders(this.getData(), specs);
+    for (const [k, v] of r.meta) this.setMeta(k, v);
+    this.#replaceData(r.data);
+  }
+
+  /**
+   * Release the in-memory bytes (`msg:shrink_data()`); the caller has made
+   * sure they are in the data spool. Later reads need them loaded again.
+   */
+  dropData(): void {
+    this.data = null;
   }
 
   // ---- spool records ----

@@ -3,17 +3,27 @@
  * onto the Message class.
  *
  * Place on the path: policy → message. Thin: argument checks and value
- * shapes only; the work is done by message/.
+ * shapes only; the work is done by message/. The spool-control methods
+ * (`save`, `shrink`, `shrink_data`) and the reload of shrunk data reach the
+ * spools through the PolicyRuntime the server binds; `set_force_sync`
+ * marks the message so that every later spool write of it is synced.
  *
  * @module
  */
 
 import type { Message } from "../message/message.ts";
 import type { EnvelopeAddress } from "../message/envelope_address.ts";
-import { parseAddressList } from "../message/address_header.ts";
+import {
+  addressHeaderJson,
+  parseAddressHeader,
+  singleAddressProblem,
+} from "../message/address_header.ts";
+import { parseImportHeaderSpecs } from "../message/import_headers.ts";
 import { parseRfc3464, parseRfc5965 } from "../message/report_parser.ts";
 import { checkFixConformance, parseConformanceFlags } from "../message/conformance.ts";
+import type { SpoolPair } from "../spool/spool.ts";
 import { type DkimSigner, dkimSignMessage } from "./host/dkim.ts";
+import type { PolicyRuntime } from "./runtime.ts";
 
 function addr(a: EnvelopeAddress): EnvelopeAddress {
   return { user: a.user, domain: a.domain, email: a.email };
@@ -30,13 +40,32 @@ function names(v: unknown): string[] | undefined {
   return v.map(String);
 }
 
+/** `msg:set_recipient` argument: the prelude turned EnvelopeAddresses into strings. */
+function recipients(v: unknown): string | string[] {
+  if (typeof v === "string") return v;
+  // An empty Lua table arrives as an empty object.
+  const list = Array.isArray(v)
+    ? v
+    : typeof v === "object" && v !== null && Object.keys(v).length === 0
+    ? []
+    : null;
+  if (list === null || !list.every((x) => typeof x === "string")) {
+    throw new TypeError(
+      `msg:set_recipient: invalid recipient ${
+        JSON.stringify(v) ?? String(v)
+      }: expected a string, an EnvelopeAddress or an array of them`,
+    );
+  }
+  return list as string[];
+}
+
 /** The Message methods, by Lua name. */
 export const MESSAGE_METHODS: Record<string, (msg: Message, ...args: never[]) => unknown> = {
   id: (m) => m.id,
   sender: (m) => addr(m.sender),
   set_sender: (m, a: string) => m.setSender(str(a, "msg:set_sender: address")),
   recipient_list: (m) => m.recipientList().map(addr),
-  set_recipient: (m, a: string | string[]) => m.setRecipient(a),
+  set_recipient: (m, a: unknown) => m.setRecipient(recipients(a)),
   get_meta: (m, k: string) => m.getMeta(str(k, "msg:get_meta: key")),
   set_meta: (m, k: string, v: unknown) => m.setMeta(str(k, "msg:set_meta: key"), v ?? null),
   get_data: (m) => m.getDataString(),
@@ -61,10 +90,21 @@ export const MESSAGE_METHODS: Record<string, (msg: Message, ...args: never[]) =>
     if (r.data) m.setData(r.data);
     return r.error;
   },
+  import_headers: (m, specs: unknown) => m.importHeaders(parseImportHeaderSpecs(specs)),
+  // The prelude wraps this in an AddressHeader: `list` entries, upstream's
+  // JSON for tostring(), and why the single-address fields would raise.
   get_address_header: (m, n: string) => {
     const v = m.getFirstNamedHeaderValue(str(n, "name"));
     if (v === undefined) return undefined;
-    return { list: parseAddressList(v) };
+    const entries = parseAddressHeader(v);
+    return {
+      list: entries.flatMap((e) => e.kind === "mailbox" ? [e.mailbox] : e.mailboxes),
+      json: addressHeaderJson(entries),
+      problem: singleAddressProblem(entries),
+    };
+  },
+  set_force_sync: (m, b: boolean) => {
+    m.forceSync = Boolean(b);
   },
   queue_name: (m) => m.queueName(),
   num_attempts: (m) => m.numAttempts,
@@ -90,23 +130,123 @@ export const MESSAGE_METHODS: Record<string, (msg: Message, ...args: never[]) =>
 };
 
 /**
- * Message methods whose work is asynchronous; Lua calls them through
- * `kumo.__msg_async(msg, name, ...)` (see the prelude) and awaits the result.
+ * Write what changed of `msg` to the spools: data first (a meta record
+ * without its data is dropped at spool-in), then meta. Synced when `sync`
+ * or the message has `forceSync`.
+ *
+ * @example
+ * ```ts
+ * await saveMessage(msg, spools, false);
+ * ```
  */
-export const ASYNC_MESSAGE_METHODS: Record<
-  string,
-  (msg: Message, ...args: never[]) => Promise<unknown>
-> = {
-  dkim_sign: (m, signer: DkimSigner) => dkimSignMessage(m, signer),
-  parse_rfc3464: (m) => parseRfc3464(m.getData()),
-  parse_rfc5965: (m) => parseRfc5965(m.getData()),
-};
+export async function saveMessage(msg: Message, spools: SpoolPair, sync: boolean): Promise<void> {
+  const opts = { sync: sync || msg.forceSync };
+  if (msg.dataDirty && msg.data !== null) {
+    msg.dataDirty = false;
+    try {
+      await spools.data.store(msg.id, msg.data, opts);
+    } catch (e) {
+      msg.dataDirty = true;
+      throw e;
+    }
+  }
+  if (msg.metaDirty) {
+    msg.metaDirty = false;
+    try {
+      await spools.meta.store(msg.id, msg.metaBytes(), opts);
+    } catch (e) {
+      msg.metaDirty = true;
+      throw e;
+    }
+  }
+}
 
-/** `kumo.__msg_async`, the host side of {@link ASYNC_MESSAGE_METHODS}. */
-export const MESSAGE_ASYNC_FUNCTIONS: Record<string, (...args: never[]) => Promise<unknown>> = {
-  __msg_async: ((msg: Message, method: string, ...args: never[]) => {
-    const f = ASYNC_MESSAGE_METHODS[method];
-    if (!f) return Promise.reject(new Error(`Message has no method named "${method}"`));
-    return f(msg, ...args);
-  }) as (...args: never[]) => Promise<unknown>,
-};
+/**
+ * Load the bytes of a shrunk message back from the data spool (no-op when
+ * they are in memory).
+ *
+ * @throws {Error} when the spools are not open or the data spool has no record.
+ */
+export async function loadMessageData(
+  msg: Message,
+  spools: SpoolPair | undefined | null,
+): Promise<void> {
+  if (msg.data !== null) return;
+  if (!spools) {
+    throw new Error(`Cannot load data of message "${msg.id}": the spools are not open`);
+  }
+  const bytes = await spools.data.load(msg.id);
+  if (msg.data !== null) return; // set meanwhile
+  if (bytes === null) {
+    throw new Error(`Cannot load data of message "${msg.id}": not in the data spool`);
+  }
+  msg.data = bytes;
+  msg.dataDirty = false;
+}
+
+function spoolsOf(runtime: PolicyRuntime, method: string): SpoolPair {
+  if (!runtime.spools) {
+    throw new Error(
+      `Cannot call msg:${method}(): the spools are not open (not available under --validate or during init)`,
+    );
+  }
+  return runtime.spools;
+}
+
+/**
+ * Message methods whose work is asynchronous, bound to the runtime; Lua
+ * calls them through `kumo.__msg_async(msg, name, ...)` (see the prelude) and
+ * awaits the result. `__load_data` is the prelude's reload of shrunk data.
+ */
+export function asyncMessageMethods(
+  runtime: PolicyRuntime,
+): Record<string, (msg: Message, ...args: never[]) => Promise<unknown>> {
+  return {
+    dkim_sign: async (m, signer: DkimSigner) => {
+      await loadMessageData(m, runtime.spools);
+      return await dkimSignMessage(m, signer);
+    },
+    parse_rfc3464: async (m) => {
+      await loadMessageData(m, runtime.spools);
+      return await parseRfc3464(m.getData());
+    },
+    parse_rfc5965: async (m) => {
+      await loadMessageData(m, runtime.spools);
+      return await parseRfc5965(m.getData());
+    },
+    save: (m) => saveMessage(m, spoolsOf(runtime, "save"), false),
+    // Shrinking drops the only in-memory copy: its spool write is synced.
+    shrink_data: async (m) => {
+      const spools = spoolsOf(runtime, "shrink_data");
+      if (m.data === null) return;
+      await saveMessage(m, spools, true);
+      if (!m.dataDirty) m.dropData();
+    },
+    // Meta stays in memory (the server reads it synchronously): as shrink_data.
+    shrink: async (m) => {
+      const spools = spoolsOf(runtime, "shrink");
+      if (m.data === null && !m.metaDirty) return;
+      await saveMessage(m, spools, true);
+      if (!m.dataDirty) m.dropData();
+    },
+    __load_data: (m) => loadMessageData(m, runtime.spools),
+  };
+}
+
+/** `kumo.__msg_async`, the host side of {@link asyncMessageMethods}. */
+export function messageAsyncFunctions(
+  runtime: PolicyRuntime,
+): Record<string, (...args: never[]) => Promise<unknown>> {
+  const methods = asyncMessageMethods(runtime);
+  return {
+    __msg_async: ((msg: Message, method: string, ...args: never[]) => {
+      const f = methods[method];
+      if (!f) return Promise.reject(new Error(`Message has no method named "${method}"`));
+      try {
+        return f(msg, ...args);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }) as (...args: never[]) => Promise<unknown>,
+  };
+}

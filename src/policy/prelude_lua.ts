@@ -93,8 +93,12 @@ local function addr_arg(a)
   return a
 end
 
-local AddressHeaderMT = {}
-AddressHeaderMT.__tostring = function(h) return H.json_encode(h.list) end
+-- An AddressHeader list entry prints as upstream's {"name":...,"address":...}.
+local AddrEntryMT = {}
+AddrEntryMT.__tostring = function(e)
+  return '{"name":' .. (e.name == nil and 'null' or H.json_encode(e.name))
+    .. ',"address":' .. H.json_encode(e.email) .. '}'
+end
 
 local ConfigMT = { __kumo_ud = true, __kumo_kind = 'g' }
 ConfigMT.__index = function(t, k) return H.cfg_get(rawget(t, 1), k) end
@@ -107,7 +111,20 @@ ConfigMT.__newindex = function() error('config objects are read-only', 2) end
 local function wrap_cfg(ud) return setmetatable({ ud }, ConfigMT) end
 kumo.__wrap_cfg = wrap_cfg
 
-local msg_call = hw(H.msg_call)
+-- msg:* calls. A method that needs the body of a shrunk message
+-- (msg:shrink_data()) fails with "data is not loaded": load it back from the
+-- data spool and try once more (only that path pays for the check).
+local msg_call_raw = H.msg_call
+local function msg_call(ud, name, ...)
+  local r = pack(pcall(msg_call_raw, ud, name, ...))
+  if r[1] then return unpack(r, 2, r.n) end
+  if tostring(r[2]):find('data is not loaded', 1, true) then
+    kumo.__msg_async(ud, '__load_data')
+    r = pack(pcall(msg_call_raw, ud, name, ...))
+    if r[1] then return unpack(r, 2, r.n) end
+  end
+  rethrow(r[2], 2)
+end
 local Message = { __kumo_ud = true, __kumo_kind = 'm' }
 local MessageMethods = {}
 Message.__index = MessageMethods
@@ -134,15 +151,23 @@ function MessageMethods:recipient()
 end
 function MessageMethods:set_sender(a) return msg_call(rawget(self, 1), 'set_sender', addr_arg(a)) end
 function MessageMethods:set_recipient(a) return msg_call(rawget(self, 1), 'set_recipient', addr_arg(a)) end
+-- AddressHeader: list (every mailbox, groups flattened), tostring() =
+-- upstream's JSON, and user/domain/email/name only for one plain mailbox.
+local ADDR_FIELDS = { user = true, domain = true, email = true, name = true }
 local function addr_header(self, name)
   local h = msg_call(rawget(self, 1), 'get_address_header', name)
   if h == nil then return nil end
+  local list, json, problem = h.list or {}, h.json, h.problem
+  for i = 1, #list do setmetatable(list[i], AddrEntryMT) end
   return setmetatable({}, {
-    __tostring = AddressHeaderMT.__tostring,
+    __tostring = function() return json end,
     __index = function(_, k)
-      if k == 'list' then return h.list end
-      if #h.list ~= 1 then error('AddressHeader: ' .. k .. ' is only valid for a single address', 2) end
-      return h.list[1][k]
+      if k == 'list' then return list end
+      if not ADDR_FIELDS[k] then return nil end
+      if problem ~= nil then
+        error('Cannot read AddressHeader field "' .. tostring(k) .. '": ' .. problem, 2)
+      end
+      return list[1][k]
     end,
   })
 end
@@ -156,6 +181,9 @@ function MessageMethods:dkim_sign(signer)
 end
 function MessageMethods:parse_rfc3464() return kumo.__msg_async(rawget(self, 1), 'parse_rfc3464') end
 function MessageMethods:parse_rfc5965() return kumo.__msg_async(rawget(self, 1), 'parse_rfc5965') end
+function MessageMethods:save() kumo.__msg_async(rawget(self, 1), 'save') end
+function MessageMethods:shrink() kumo.__msg_async(rawget(self, 1), 'shrink') end
+function MessageMethods:shrink_data() kumo.__msg_async(rawget(self, 1), 'shrink_data') end
 local function wrap_msg(ud) return setmetatable({ ud }, Message) end
 kumo.__wrap_msg = wrap_msg
 

@@ -1,7 +1,8 @@
 /**
  * PolicyRuntime: the late-bound services that some `kumo.*` functions need
- * once the server runs — `kumo.inject_message` (spool + queue) and
- * `kumo.api.admin.*` (admin bounce and suspensions).
+ * once the server runs — `kumo.inject_message` (spool + queue),
+ * `kumo.api.admin.*` (admin bounce and suspensions) and the spools behind
+ * `msg:save()` / `msg:shrink()`.
  *
  * Place on the path: policy. main.ts makes one empty runtime, hands it to
  * the catalogue (the Lua side) and to startServer, which fills it when the
@@ -14,6 +15,7 @@
  */
 
 import type { Message } from "../message/message.ts";
+import type { SpoolPair } from "../spool/spool.ts";
 
 /** Admin levers as plain functions (bodies are the Lua tables, http-api §6). */
 export interface PolicyAdmin {
@@ -42,6 +44,8 @@ export interface PolicyRuntime {
   /** Spool `msg` durably (unless `deferredSpool`) and insert it into its queue. */
   inject?: (msg: Message, deferredSpool: boolean) => Promise<void>;
   admin?: PolicyAdmin;
+  /** The open data and meta spools (`msg:save()`, `msg:shrink_data()`, reloading shrunk data). */
+  spools?: SpoolPair;
 }
 
 /** The error raised when a runtime service is used before the server runs. */

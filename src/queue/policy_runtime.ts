@@ -56,6 +56,7 @@ export function bindPolicyRuntime(
 ): () => void {
   const admin = queues.admin;
   runtime.inject = (msg, deferred) => spoolAndInsert(spools, queues, msg, deferred);
+  runtime.spools = spools; // msg:save() / msg:shrink*() and reloading shrunk data
   runtime.admin = {
     bounce: (body) => admin.bounce(parseBounceRequest(body)),
     listBounces: () => admin.listBounces(),
@@ -70,5 +71,6 @@ export function bindPolicyRuntime(
   return () => {
     runtime.inject = undefined;
     runtime.admin = undefined;
+    runtime.spools = undefined;
   };
 }
