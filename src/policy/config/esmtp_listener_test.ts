@@ -116,3 +116,24 @@ Deno.test("mergeDynamicParams() overrides keys and rejects unknown ones", () => 
   assert.equal(mergeDynamicParams(l, {}).banner, "KumoMTA");
   assert.throws(() => mergeDynamicParams(l, { nope: 1 }), /unknown field `nope`/);
 });
+
+Deno.test("parseEsmtpListener() refuses half a TLS identity, naming the missing key", () => {
+  assert.throws(
+    () => parseEsmtpListener({ listen: "127.0.0.1:25", tls_private_key: "/k.pem" }),
+    /^ConfigError: Cannot start ESMTP listener "127\.0\.0\.1:25": tls_private_key is set but tls_certificate is missing$/,
+  );
+  assert.throws(
+    () => parseEsmtpListener({ via: { "10.0.0.0/8": { tls_certificate: "/c2.pem" } } }),
+    /via\.10\.0\.0\.0\/8\.tls_certificate is set but via\.10\.0\.0\.0\/8\.tls_private_key is missing$/,
+  );
+  // An override may replace one half when the base has both.
+  parseEsmtpListener({
+    tls_certificate: "/c.pem",
+    tls_private_key: "/k.pem",
+    via: { "10.0.0.0/8": { tls_certificate: "/c2.pem" } },
+  });
+  const ok = parseEsmtpListener({
+    peer: { "10.0.0.0/8": { tls_certificate: "/c.pem", tls_private_key: "/k.pem" } },
+  });
+  assert.equal(ok.tlsCertificate, undefined);
+});
