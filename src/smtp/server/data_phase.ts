@@ -21,11 +21,11 @@ import type { EnvelopeAddress } from "../../message/envelope_address.ts";
 import type { ConnMeta } from "../../policy/conn_methods.ts";
 import type { EsmtpListenerParams } from "../../policy/config/esmtp_listener.ts";
 import { PolicyError } from "../../policy/policy_error.ts";
+import { loadMessageData } from "../../policy/message_methods.ts";
 import { diag } from "../../log/diag.ts";
 import type { ReceptionServices } from "./reception_services.ts";
 import { decideRelay, type ListenerDomainCache } from "./relay.ts";
 import type { SessionLogInfo } from "./reception_log.ts";
-import { loadMessageData } from "../../policy/message_methods.ts";
 import { receivedHeaderValue, supplementalHeaderValue } from "./trace_headers.ts";
 import { classifyReport, logReceived, type ReportVerdict } from "./report_handling.ts";
 import { countReceived } from "../../metrics/kumo_metrics.ts";
@@ -133,6 +133,12 @@ async function process(
     }
     if (engine.hasHandler("smtp_server_message_received")) {
       await engine.callOrThrow("smtp_server_message_received", "mc", [msg, conn]);
+      // msg:shrink_data() dropped the bytes (they are in the data spool).
+      if (msg.data === null) {
+        await loadMessageData(msg, services.spools).catch((e) => {
+          throw new PolicyError(String((e as Error).message));
+        });
+      }
     }
     messages.push(msg);
   }
@@ -163,12 +169,6 @@ async function process(
       first.domain,
       input.relayCache,
     );
-      // msg:shrink_data() dropped the bytes (they are in the data spool).
-      if (msg.data === null) {
-        await loadMessageData(msg, services.spools).catch((e) => {
-          throw new PolicyError(String((e as Error).message));
-        });
-      }
     // §10: a report to a log_oob/log_arf domain is logged (and relayed or consumed).
     const report = verdict.reportDomain
       ? await classifyReport(msg, await input.relayCache.get(first.domain))
