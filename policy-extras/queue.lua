@@ -13,7 +13,10 @@ Usage:
   kumo.on('smtp_server_message_received', function(msg) q:apply(msg) end)
 
 Register it after every other get_queue_config handler: its handler always
-returns a config, so handlers registered later never run.
+returns a config, so handlers registered later never run (a handler
+registered before it still answers for the queues it returns a config for).
+overall_max_message_rate (tenant, and campaign with the tenant's spec as
+upstream) is enforced at throttle_insert_ready_queue with kumo.make_throttle.
 ]]
 local kumo = require 'kumo'
 
@@ -238,6 +241,7 @@ local function load_data(file_names)
   end
   data.default_queue = default
   data.queues = nil
+  data.queue_blocks = map
   data.queue_map = kumo.domain_map.new(map)
   return data
 end
@@ -382,6 +386,51 @@ local function frames_mention(frames, needle)
   return false
 end
 
+-- egress_pool names used by the data that the sources helper (when the
+-- policy uses it) does not define, as printable problems.
+local function undefined_pools(data)
+  local sources_mod = package.loaded['policy-extras.sources']
+  if type(sources_mod) ~= 'table' or not sources_mod.CONFIGURED then return {} end
+  local ok, sdata = pcall(sources_mod.load_data, sources_mod.CONFIGURED.data_files)
+  if not ok then return {} end
+  local problems = {}
+  local function check(where, params)
+    local pool = params and params.egress_pool
+    if pool ~= nil and sdata.raw.pools[pool] == nil then
+      problems[#problems + 1] = string.format(
+        "%s uses egress_pool '%s' which is not defined by the sources helper", where, pool)
+    end
+  end
+  local function sorted(t)
+    local keys = {}
+    for k in pairs(t) do keys[#keys + 1] = k end
+    table.sort(keys)
+    return keys
+  end
+  for _, name in ipairs(sorted(data.tenants)) do
+    local t = data.tenants[name]
+    check(string.format("tenant '%s'", name), t.params)
+    for _, c in ipairs(sorted(t.campaigns)) do
+      check(string.format("tenant '%s' campaign '%s'", name, c), t.campaigns[c])
+    end
+  end
+  local blocks = {}
+  if data.default_queue then blocks.default = data.default_queue end
+  for pattern, block in pairs(data.queue_blocks) do blocks[pattern] = block end
+  for _, pattern in ipairs(sorted(blocks)) do
+    local block = blocks[pattern]
+    check(string.format("queue '%s'", pattern), block.params)
+    for _, tname in ipairs(sorted(block.tenants)) do
+      local bt = block.tenants[tname]
+      check(string.format("queue '%s.%s'", pattern, tname), bt.params)
+      for _, cname in ipairs(sorted(bt.campaigns)) do
+        check(string.format("queue '%s.%s.%s'", pattern, tname, cname), bt.campaigns[cname])
+      end
+    end
+  end
+  return problems
+end
+
 function mod:setup_with_options(options)
   if mod.CONFIGURED then error('queues module has already been configured', 2) end
   if type(options) ~= 'table' then error('QueueHelperSetup: options must be a table', 2) end
@@ -410,23 +459,29 @@ function mod:setup_with_options(options)
     end)
   end
 
+  -- overall_max_message_rate: process-wide throttles (kumo.make_throttle)
+  -- checked as a message moves to its ready queue; a throttled message has
+  -- its due time pushed back, without counting an attempt.
   kumo.on('throttle_insert_ready_queue', function(msg)
-    -- overall_max_message_rate needs kumo.make_throttle (not provided by
-    -- kumo-edge yet); pass the message on unchanged until then.
-    if kumo.make_throttle == nil then return end
     local tenant = msg:get_meta('tenant')
     if tenant == nil then return end
     local t = helper.load().tenants[tenant]
-    if t == nil or t.overall_max_message_rate == nil then return end
-    local name = 'queue-helper-tenant-overall_max_message_rate-' .. tenant
+    if t == nil then return end
+    if t.overall_max_message_rate then
+      local throttle = kumo.make_throttle('queue-helper-tenant-overall_max_message_rate-' .. tenant,
+        t.overall_max_message_rate)
+      if throttle:delay_message_if_throttled(msg) then return end
+    end
     local campaign = msg:get_meta('campaign')
     local c = campaign and t.campaigns[campaign]
     if c and c.overall_max_message_rate then
-      -- upstream builds the campaign throttle with the tenant's spec; keep that
-      name = 'queue-helper-tenant-campaign-overall_max_message_rate-' .. tenant .. '-' .. campaign
+      -- As upstream: the campaign's throttle is built with the tenant's spec
+      -- (the campaign's own spec only when the tenant has none).
+      local throttle = kumo.make_throttle(
+        'queue-helper-tenant-campaign-overall_max_message_rate-' .. tenant .. '-' .. campaign,
+        t.overall_max_message_rate or c.overall_max_message_rate)
+      throttle:delay_message_if_throttled(msg)
     end
-    local throttle = kumo.make_throttle(name, t.overall_max_message_rate)
-    throttle:delay_message_if_throttled(msg)
   end)
 
   kumo.on('validate_config', function()
@@ -444,6 +499,12 @@ function mod:setup_with_options(options)
             "queue helper: file '%s' is not covered by the config monitor globs; edits will not reach existing queues", f))
           failed = true
         end
+      end
+    end
+    if ok then
+      for _, p in ipairs(undefined_pools(err)) do
+        print('queue helper: ' .. p)
+        failed = true
       end
     end
     if not options.skip_queue_config_hook then

@@ -1,9 +1,15 @@
 /**
  * policy-extras.queue: tenant/campaign assignment and queue config, first
  * through the policy engine in-process (resolution layers, rejections, data
- * errors, validation), then through the real program: meta `queue` in the
- * log, require_authz refusal at end of DATA, routing_domain delivery to a
- * loopback sink.
+ * and syntax errors, the registration-order rule, scheduling_header,
+ * skip_queue_config_hook, provider_name back-fill, invalidate_with_epoch,
+ * validation of pools against the sources helper), through the delivery
+ * stage (overall_max_message_rate throttles), then through the real program:
+ * meta `queue` in the log, require_authz refusal at end of DATA,
+ * routing_domain delivery to a loopback sink, and the operator guide's
+ * `[queue.'my.own.hostname']` snippet loaded verbatim (its `[10.0.0.1]`
+ * route is checked in the logs; skip_hosts keeps the client from ever
+ * connecting there).
  */
 import assert from "node:assert/strict";
 import { PolicyEngine } from "../src/policy/engine.ts";
@@ -23,6 +29,8 @@ import {
 } from "./support/kumo_process.ts";
 import { startDnsServer } from "./support/dns_server.ts";
 import { startSmtpSink } from "./support/smtp_sink.ts";
+import { waitForLogs } from "./support/deliver_e2e.ts";
+import { policyText, startHarness } from "./support/queue_harness.ts";
 
 const AUTH_PY = `
 import smtplib, ssl, sys
@@ -219,6 +227,10 @@ Deno.test("queue helper: data errors name the file and the key", async () => {
       `[queue."x.test"]\nretry_intervl = "1m"\n`,
       /QueueConfig 'x\.test': unknown field 'retry_intervl'/,
     ],
+    [
+      `default_tenant = "t"\n[tenant."t"\nmax_age = "1h"\n`,
+      /Cannot parse \/.*\/queues\.toml at line 2, column \d+: /,
+    ],
   ];
   for (const [toml, re] of cases) {
     const { engine, dir } = await loadEngine(HELPER, { "queues.toml": toml });
@@ -371,5 +383,297 @@ end)
   assert.equal(retailDelivery?.queue, "retail@example.test");
   assert.equal(retailDelivery?.egress_pool, "bulk", JSON.stringify(retailDelivery));
   assert.equal(retailDelivery?.egress_source, "bulk-src");
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("queue helper: a handler registered before it answers for its own domain; one registered after never runs", async () => {
+  const { engine, dir } = await loadEngine(
+    `
+local kumo = require 'kumo'
+local after_calls = 0
+kumo.on('get_queue_config', function(domain)
+  if domain == 'mine.test' then return kumo.make_queue_config { max_age = '5 mins' } end
+end)
+local qmod = require 'policy-extras.queue'
+local q = qmod:setup { '$DIR/queues.toml' }
+kumo.on('get_queue_config', function()
+  after_calls = after_calls + 1
+  return kumo.make_queue_config { max_age = '1 min' }
+end)
+kumo.on('after_calls', function() return after_calls end)
+`,
+    { "queues.toml": QUEUES_TOML },
+  );
+  try {
+    const view = async (d: string) => {
+      const cfg = await engine.callOrThrow("get_queue_config", "ssss", [d, null, null, null]);
+      assert.ok(isConfigObject(cfg));
+      return cfg.view;
+    };
+    assert.equal((await view("mine.test")).max_age, "5m");
+    const other = await view("other.test");
+    assert.equal(other.max_age, "2days", "the helper answered");
+    assert.equal(other.refresh_strategy, "Epoch");
+    assert.equal((await view("example.test")).retry_interval, "7m");
+    assert.equal(await engine.callOrThrow("after_calls", "", []), 0);
+  } finally {
+    engine.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("queue helper: scheduling_header is imported and removed; skip_queue_config_hook leaves get_queue_config alone", async () => {
+  const { engine, dir } = await loadEngine(
+    `
+local kumo = require 'kumo'
+local qmod = require 'policy-extras.queue'
+local q = qmod:setup_with_options { file_names = { '$DIR/queues.toml' }, skip_queue_config_hook = true }
+kumo.on('apply', function(msg) q:apply(msg) return msg:queue_name() end)
+kumo.on('resolve', function(d, t, c) return kumo.json_encode(q:resolve_config(d, t, c)) end)
+`,
+    {
+      "queues.toml": `scheduling_header = "X-Schedule"\ndefault_tenant = "house"\n` +
+        `[tenant."house"]\nmax_age = "3 hours"\n`,
+    },
+  );
+  try {
+    assert.equal(engine.hasHandler("get_queue_config"), false);
+    const msg = message(`X-Schedule: {"first_attempt": "2030-01-02T03:04:05Z"}\r\n`);
+    assert.equal(await engine.callOrThrow("apply", "m", [msg]), "house@example.test");
+    assert.equal(msg.scheduling?.first_attempt, "2030-01-02T03:04:05Z");
+    assert.equal(msg.getFirstNamedHeaderValue("X-Schedule"), undefined, "header removed");
+    const r = JSON.parse(
+      await engine.callOrThrow("resolve", "sss", ["example.test", "house", null]) as string,
+    );
+    assert.equal(r.max_age, "3 hours");
+  } finally {
+    engine.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("queue helper: provider_name is back-filled from shaping unless the data sets it", async () => {
+  await using dns = await startDnsServer({
+    zones: {
+      "x.prov.test": { MX: [{ pref: 10, host: "mx.prov.test" }] },
+      "set.prov.test": { MX: [{ pref: 10, host: "mx.prov.test" }] },
+      "plain.test": { MX: [{ pref: 10, host: "mx.plain.test" }] },
+    },
+  });
+  const { engine, dir } = await loadEngine(
+    `
+local kumo = require 'kumo'
+kumo.dns.configure_resolver { name_servers = { '${dns.address}' } }
+local shaping = require 'policy-extras.shaping'
+kumo.on('get_egress_path_config', shaping:setup({ '$DIR/shaping.toml' }, { no_default_files = true }))
+local qmod = require 'policy-extras.queue'
+qmod:setup { '$DIR/queues.toml' }
+`,
+    {
+      "shaping.toml": `[provider."bigprov"]\nmatch = [{ DomainSuffix = "prov.test" }]\n`,
+      "queues.toml": `[queue."set.prov.test"]\nprovider_name = "mine"\n`,
+    },
+  );
+  try {
+    const view = async (d: string) => {
+      const cfg = await engine.callOrThrow("get_queue_config", "ssss", [d, null, null, null]);
+      assert.ok(isConfigObject(cfg));
+      return cfg.view;
+    };
+    assert.equal((await view("x.prov.test")).provider_name, "bigprov");
+    assert.equal((await view("set.prov.test")).provider_name, "mine");
+    assert.equal((await view("plain.test")).provider_name ?? null, null);
+  } finally {
+    engine.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("queue helper: invalidate_with_epoch reloads an edited file on the next epoch bump; the default waits for the TTL", async () => {
+  for (const epoch of [true, false]) {
+    const { engine, dir } = await loadEngine(
+      `
+local kumo = require 'kumo'
+local qmod = require 'policy-extras.queue'
+qmod:setup_with_options { file_names = { '$DIR/queues.toml' }, invalidate_with_epoch = ${epoch} }
+kumo.on('bump', function() kumo.bump_config_epoch() end)
+`,
+      { "queues.toml": `[queue.default]\nmax_age = "1 hour"\n` },
+    );
+    try {
+      const maxAge = async () => {
+        const cfg = await engine.callOrThrow("get_queue_config", "ssss", [
+          "x.test",
+          null,
+          null,
+          null,
+        ]);
+        assert.ok(isConfigObject(cfg));
+        return cfg.view.max_age;
+      };
+      assert.equal(await maxAge(), "1h");
+      await Deno.writeTextFile(`${dir}/queues.toml`, `[queue.default]\nmax_age = "2 hours"\n`);
+      assert.equal(await maxAge(), "1h", "cached until something invalidates it");
+      await engine.callOrThrow("bump", "", []);
+      assert.equal(await maxAge(), epoch ? "2h" : "1h", `invalidate_with_epoch = ${epoch}`);
+    } finally {
+      engine.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  }
+});
+
+Deno.test("queue helper: overall_max_message_rate delays a tenant's second message; the campaign throttle uses the tenant's spec", async () => {
+  await using sink = await startSmtpSink({ addresses: ["127.0.0.2"] });
+  await using dns = await startDnsServer({
+    zones: {
+      "dest.test": { MX: [{ pref: 10, host: "mx.dest.test" }] },
+      "mx.dest.test": { A: ["127.0.0.2"] },
+    },
+  });
+  const dir = await Deno.makeTempDir({ prefix: "kumo-extras-queue-rate-" });
+  await Deno.writeTextFile(
+    `${dir}/queues.toml`,
+    `[tenant."solo"]
+overall_max_message_rate = "1/h"
+
+[tenant."camp"]
+overall_max_message_rate = "1/h"
+
+[tenant."camp".campaigns."spring"]
+overall_max_message_rate = "1000/s"
+
+[tenant."free"]
+
+[queue.default]
+retry_interval = "1h"
+`,
+  );
+  await using h = await startHarness(
+    policyText({
+      dns: dns.address,
+      port: sink.port,
+      extra: `
+local qmod = require 'policy-extras.queue'
+-- registered after the prelude's own handler: only the throttle hook matters here
+qmod:setup_with_options { file_names = { '${dir}/queues.toml' }, skip_queue_config_hook = true }
+kumo.on('campaign_throttle', function(spec)
+  return kumo.make_throttle('queue-helper-tenant-campaign-overall_max_message_rate-camp-spring', spec):throttle().throttled
+end)`,
+    }),
+  );
+  try {
+    const solo1 = await h.inject("a@src.test", "u1@dest.test", { tenant: "solo" });
+    await sink.waitFor(1, 15_000);
+    const solo2 = await h.inject("a@src.test", "u2@dest.test", { tenant: "solo" });
+    const [delayed] = await h.logs.waitFor("Delayed", 1, 15_000);
+    assert.equal(delayed.id, solo2.id);
+    assert.match(delayed.response.content, /^Context: ThrottledByThrottleInsertReadyQueue\. /);
+    const camp = await h.inject("a@src.test", "u3@dest.test", {
+      tenant: "camp",
+      campaign: "spring",
+    });
+    for (let i = 0; i < 3; i++) await h.inject("a@src.test", `f${i}@dest.test`, { tenant: "free" });
+    await sink.waitFor(5, 15_000);
+    const delivered = h.logs.of("Delivery").map((r) => r.id);
+    assert.ok(delivered.includes(solo1.id) && delivered.includes(camp.id));
+    assert.ok(!delivered.includes(solo2.id), "the throttled message waits");
+    assert.equal(h.logs.of("TransientFailure").length, 0, "a delay is not an attempt");
+    // The campaign throttle exists under its own name with the tenant's 1/h spec,
+    // and spring's one message used it up ("1000/s" would start a fresh one).
+    assert.equal(await h.engine.callOrThrow("campaign_throttle", "s", ["1/h"]), true);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("queue helper: --validate reports egress pools the sources helper does not define", async () => {
+  const { engine, dir } = await loadEngine(
+    `local printed = {}\nprint = function(...) printed[#printed + 1] = table.concat({ ... }, ' ') end
+local sources = require 'policy-extras.sources'
+sources:setup { { source = { s1 = {} }, pool = { shared = { s1 = {} } } } }
+local qmod = require 'policy-extras.queue'
+qmod:setup { '$DIR/queues.toml' }
+kumo.on('printed', function() return table.concat(printed, '\\n') end)
+`,
+    {
+      "queues.toml": `[tenant."house"]
+egress_pool = "shared"
+
+[tenant."retail"]
+egress_pool = "bulk"
+
+[queue."x.test"."house"]
+egress_pool = "ghost"
+`,
+    },
+    true,
+  );
+  let text: string;
+  try {
+    await engine.call("validate_config", "", []);
+    text = await engine.callOrThrow("printed", "", []) as string;
+  } finally {
+    engine.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+  assert.ok(engine.validationFailed);
+  assert.match(
+    text,
+    /^queue helper: tenant 'retail' uses egress_pool 'bulk' which is not defined by the sources helper$/m,
+  );
+  assert.match(
+    text,
+    /^queue helper: queue 'x\.test\.house' uses egress_pool 'ghost' which is not defined by the sources helper$/m,
+  );
+  assert.doesNotMatch(text, /'shared' which/);
+});
+
+Deno.test("real program: the guide's [queue.'my.own.hostname'] snippet verbatim routes to [10.0.0.1] (never connected)", async () => {
+  await using dns = await startDnsServer();
+  const dir = await Deno.makeTempDir({ prefix: "kumo-extras-queue-seed-" });
+  const seed = new URL("./fixtures/seeds/queues.toml", import.meta.url).pathname;
+  const policy = basePolicy(
+    dir,
+    "",
+    `kumo.dns.configure_resolver { name_servers = { '${dns.address}' } }
+  kumo.configure_local_logs { log_dir = '${dir}/fastlogs', max_segment_duration = '1 second' }`,
+    `
+local qmod = require 'policy-extras.queue'
+local q = qmod:setup { '${seed}' }
+kumo.on('smtp_server_message_received', function(msg) q:apply(msg) end)
+kumo.on('get_egress_path_config', function()
+  -- 10.0.0.0/8 is skipped: the connection plan ends empty before any connect
+  return kumo.make_egress_path { skip_hosts = { '10.0.0.0/8' }, enable_tls = 'Disabled' }
+end)
+`,
+  );
+  const kumo = await startKumo(dir, policy);
+  let id: string;
+  try {
+    await using c = await RawSmtp.connect(kumo.port);
+    await c.reply();
+    await c.cmd("EHLO client.test");
+    assert.match(await c.cmd("MAIL FROM:<s@src.test>") ?? "", /^250/);
+    assert.match(await c.cmd("RCPT TO:<postmaster@my.own.hostname>") ?? "", /^250/);
+    assert.match(await c.cmd("DATA") ?? "", /^354/);
+    [id] = idsOf(await c.cmd("Subject: t\r\n\r\nbody\r\n."));
+    await waitForLogs(
+      `${dir}/fastlogs`,
+      (recs) => recs.some((r) => r.id === id && r.type === "TransientFailure"),
+      "the TransientFailure of the routed message",
+    );
+  } finally {
+    assert.equal(await kumo.stop(), 0);
+  }
+  const recs = readLogRecords(`${dir}/logs`).filter((r) => r.id === id);
+  assert.deepEqual(recs.map((r) => r.type), ["Reception", "TransientFailure"]);
+  assert.equal(recs[0].queue, "my.own.hostname![10.0.0.1]");
+  assert.equal(recs[1].queue, "my.own.hostname![10.0.0.1]");
+  assert.equal(recs[1].peer_address, null, "no connection was made");
+  assert.match(
+    JSON.stringify(recs[1].response),
+    /"code":451.*MX didn't resolve to any hosts/,
+  );
   await Deno.remove(dir, { recursive: true });
 });
