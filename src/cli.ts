@@ -54,8 +54,9 @@ Options:
       --script-args <ARG>      Legacy form of SCRIPT_ARGS (repeatable)
       --diag-log-dir <DIR>     Write diagnostic logs to hourly files in DIR
       --diag-format <FORMAT>   full | compact | pretty | json [default: full]
-      --user <NAME>            Run as this user (must be the current user
-                               unless started as root)
+      --user <NAME>            The account kumo runs as: must be the
+                               current user (kumo-edge cannot switch users,
+                               so as root only root is accepted)
       --dump-openapi-spec      Print the HTTP API's OpenAPI JSON and exit
       --dump-lruttl-caches     Print the cache definitions (JSON) and exit
       --dump-metric-metadata   Print the metric catalogue (JSON) and exit
@@ -64,6 +65,7 @@ Options:
 
 Environment:
   KUMOD_LOG                    Diagnostic filter, e.g. "kumod=debug,info"
+  KUMO_AVAILABLE_PARALLELISM   CPU count kumo.available_parallelism() reports
 `;
 
 /** Parses argv (without the program name). @throws {UsageError} */
