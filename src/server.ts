@@ -43,6 +43,7 @@ import { QueueManager } from "./queue/queue_manager.ts"; // [deliver]
 import type { HttpListenerConfig } from "./policy/config/http_listener.ts"; // [http]
 import { type RunningHttpListener, startHttpListener } from "./http/http_listener.ts"; // [http]
 import { GENERATOR_QUEUE, runGeneratorMessage } from "./http/inject_v1.ts"; // [http]
+import { DEFERRED_QUEUE_NAME, deferredInjectHandler } from "./smtp/server/deferred_inject.ts"; // [smtp]
 import { metricsRegistry } from "./metrics/kumo_metrics.ts"; // [http]
 import { registerQueueGauges } from "./metrics/queue_gauges.ts"; // [http]
 import type { PolicyRuntime } from "./policy/runtime.ts"; // [lua-runtime]
@@ -230,6 +231,7 @@ export async function startServer(
     services.handoff = queues;
     if (runtime) unbindRuntime = bindPolicyRuntime(runtime, spools, queues); // [lua-runtime]
     queues.internalQueues.set(GENERATOR_QUEUE, (m) => runGeneratorMessage(services, m)); // [http]
+    queues.internalQueues.set(DEFERRED_QUEUE_NAME, deferredInjectHandler(services)); // [smtp] deferred_queue
     await queues.startSpoolIn();
     // [deliver] end
   } catch (e) {

@@ -25,4 +25,10 @@ import type { Message } from "../message/message.ts";
 export interface QueueHandoff {
   /** Take ownership of `msg`; rejects when it could not be queued. */
   insert(msg: Message): Promise<void>;
+  /**
+   * [smtp] Resolve queue `name` before a message for it is spooled; rejects
+   * when its config (or pool/sources) cannot be resolved. Optional: a
+   * hand-off without queues has nothing to resolve.
+   */
+  prepare?(name: string): Promise<void>;
 }

@@ -193,6 +193,51 @@ export class QueueManager implements QueueHandoff {
     q.schedule(msg);
   }
 
+  /** [smtp] Failed {@link prepare} resolutions by queue name, remembered 60 s. */
+  #prepareFailures = new Map<string, { error: Error; until: number }>();
+
+  /**
+   * [smtp] Resolve a queue before a message for it is accepted (end of
+   * DATA, before the spool write; lua-api.md §3): `get_queue_config` for a
+   * new scheduled queue, then its egress pool and every source of it. The
+   * `null` queue, built-in queues and existing queues resolve at once. A
+   * failure is remembered for 60 s: calls within that time fail with the
+   * same error without asking the policy again, and the half-made queue is
+   * dropped so that it is resolved afresh afterwards.
+   *
+   * @throws {Error} when the queue cannot be resolved (reception answers `421 4.3.0`)
+   * @example
+   * ```ts
+   * await qm.prepare(msg.queueName()); // then spool, then qm.insert(msg)
+   * ```
+   */
+  async prepare(name: string): Promise<void> {
+    if (name === "null" || this.internalQueues.has(name) || this.#scheduled.has(name)) return;
+    const now = Date.now();
+    const failed = this.#prepareFailures.get(name);
+    if (failed !== undefined && now < failed.until) throw failed.error;
+    this.#prepareFailures.delete(name);
+    try {
+      const q = await this.#queueFor(name);
+      try {
+        await this.#egress.pool(q.config.egressPool);
+      } catch (e) {
+        if (q.size === 0 && this.#scheduled.get(name) === q) {
+          q.stop();
+          this.#scheduled.delete(name);
+        }
+        throw e;
+      }
+    } catch (e) {
+      const error = e instanceof Error ? e : new Error(String(e));
+      for (const [k, v] of this.#prepareFailures) {
+        if (v.until <= now) this.#prepareFailures.delete(k);
+      }
+      this.#prepareFailures.set(name, { error, until: now + 60_000 });
+      throw error;
+    }
+  }
+
   /** [http] Hand a message of a built-in queue to its handler (in the background). */
   #internal(msg: Message): boolean {
     const handler = this.internalQueues.get(msg.queueName());

@@ -7,11 +7,15 @@
  * delivered an acceptable body. Order per transaction:
  * `smtp_server_data` → split (`smtp_server_split_transaction`, else
  * `batch_handling`) → per batch new id, `Received:`, then
- * `smtp_server_message_received` → per batch `X-KumoRef`, relay check, spool
- * write (meta + data, both with sync) → `Reception` log → queue hand-off →
- * `250 OK ids=…`. A reject or error in any event refuses the whole
- * transaction before anything is spooled (the session maps PolicyReject /
- * PolicyError to replies). It never writes to the socket.
+ * `smtp_server_message_received` (with `deferred_queue`: meta `queue` =
+ * `deferred_smtp_inject.kumomta.internal` instead) → per batch `X-KumoRef`,
+ * relay check → queue resolution (`get_queue_config`, pool, sources) →
+ * spool write (meta + data, both with sync) → `Reception` log → queue
+ * hand-off → `250 OK ids=…`. A reject or error in any event, or a queue
+ * that cannot be resolved, refuses the whole transaction before anything is
+ * spooled (the session maps PolicyReject / PolicyError to replies); a
+ * timeout or a failed write after spooling removes the records again. It
+ * never writes to the socket.
  *
  * @module
  */
@@ -29,6 +33,8 @@ import type { SessionLogInfo } from "./reception_log.ts";
 import { receivedHeaderValue, supplementalHeaderValue } from "./trace_headers.ts";
 import { classifyReport, logReceived, type ReportVerdict } from "./report_handling.ts";
 import { countReceived } from "../../metrics/kumo_metrics.ts";
+import type { SpoolPair } from "../../spool/spool.ts";
+import { DEFERRED_QUEUE_NAME } from "./deferred_inject.ts";
 
 /** A reply as code + wire text (enhanced code, if any, at the start of `text`). */
 export interface PhaseReply {
@@ -56,22 +62,40 @@ export interface DataPhaseInput {
 
 type Stage = "rx" | "resolve" | "spool" | "insert";
 
+/** Progress shared between the DATA phase and its timeout. */
+interface PhaseState {
+  stage: Stage;
+  /** The timeout fired and answered `451 4.4.5 …`: do nothing more that lasts. */
+  abandoned: boolean;
+  /** Past the point of no return (spooled, about to log and queue): the timeout stands down. */
+  committed: boolean;
+}
+
 /**
  * Run the DATA phase under `data_processing_timeout`; resolves to the final
  * reply (`250 OK ids=…`, `250 PARTIAL ids=…`, `550 5.7.1 …`, `451 4.4.5 …`).
  *
+ * The timeout covers the policy events, queue resolution and the spool
+ * write. When it fires the client gets `451 4.4.5 data_processing_timeout
+ * exceeded (<stage>)` and the phase leaves no trace: a spool write that
+ * completes afterwards is removed again, nothing is logged as received or
+ * queued. Once every record is durable the phase commits: the timeout no
+ * longer fires, so a message is never both refused and delivered.
+ *
  * @throws {PolicyReject} when an event rejected (reply with its code/text)
- * @throws {PolicyError} on any other policy failure (→ `421 4.3.0`)
+ * @throws {PolicyError} on any other policy failure, including a queue
+ *   whose config/pool cannot be resolved (→ `421 4.3.0`)
  * @example
  * ```ts
  * const reply = await runDataPhase(input); // { code: 250, text: "OK ids=..." }
  * ```
  */
 export function runDataPhase(input: DataPhaseInput): Promise<PhaseReply> {
-  const state = { stage: "rx" as Stage, abandoned: false };
+  const state: PhaseState = { stage: "rx", abandoned: false, committed: false };
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<PhaseReply>((resolve) => {
     timer = setTimeout(() => {
+      if (state.committed) return;
       state.abandoned = true;
       resolve({
         code: 451,
@@ -82,10 +106,12 @@ export function runDataPhase(input: DataPhaseInput): Promise<PhaseReply> {
   return Promise.race([process(input, state), timeout]).finally(() => clearTimeout(timer));
 }
 
-async function process(
-  input: DataPhaseInput,
-  state: { stage: Stage; abandoned: boolean },
-): Promise<PhaseReply> {
+const abandonedReply = (stage: Stage): PhaseReply => ({
+  code: 451,
+  text: `4.4.5 data_processing_timeout exceeded (${stage})`,
+});
+
+async function process(input: DataPhaseInput, state: PhaseState): Promise<PhaseReply> {
   const { services, params, conn } = input;
   const engine = services.engine;
   const now = Date.now();
@@ -104,10 +130,12 @@ async function process(
   // Step 3: split into batches.
   const batches = await splitTransaction(input, txn);
 
-  // Step 4: per batch id, Received:, smtp_server_message_received.
+  // Step 4: per batch id, Received:, smtp_server_message_received (or, with
+  // deferred_queue, the internal queue instead of the event).
   const messages: Message[] = [];
   const trace = params.traceHeaders;
   for (const rcpts of batches) {
+    if (state.abandoned) return abandonedReply("rx");
     const msg = new Message({
       sender: txn.sender,
       recipients: rcpts,
@@ -131,7 +159,9 @@ async function process(
         }),
       );
     }
-    if (engine.hasHandler("smtp_server_message_received")) {
+    if (params.deferredQueue) {
+      msg.setMeta("queue", DEFERRED_QUEUE_NAME);
+    } else if (engine.hasHandler("smtp_server_message_received")) {
       await engine.callOrThrow("smtp_server_message_received", "mc", [msg, conn]);
       // msg:shrink_data() dropped the bytes (they are in the data spool).
       if (msg.data === null) {
@@ -142,9 +172,9 @@ async function process(
     }
     messages.push(msg);
   }
-  if (state.abandoned) return { code: 451, text: "4.4.5 data_processing_timeout exceeded (rx)" };
+  if (state.abandoned) return abandonedReply("rx");
 
-  // Step 5: supplemental header, relay decision, queue name.
+  // Step 5: supplemental header, relay decision, queue name, queue resolution.
   state.stage = "resolve";
   const accepted: { msg: Message; queue: string; report: ReportVerdict | null }[] = [];
   let relayable = 0;
@@ -186,55 +216,95 @@ async function process(
   if (relayable === 0 && messages.length > 0) {
     return { code: 550, text: "5.7.1 relaying not permitted" };
   }
-  if (state.abandoned) {
-    return { code: 451, text: "4.4.5 data_processing_timeout exceeded (resolve)" };
-  }
+  const toQueue = accepted.filter((a) =>
+    a.queue !== "null" && a.report?.disposition !== "LogThenDrop"
+  );
+  // lua-api.md §3: a queue whose config, pool or sources cannot be resolved
+  // refuses the message (421 4.3.0) before anything is spooled.
+  await resolveQueues(services, toQueue.map((a) => a.queue), state);
+  if (state.abandoned) return abandonedReply("resolve");
 
   // Spool every batch that will be queued; 250 only after both stores synced.
   state.stage = "spool";
   const spools = services.spools;
   if (spools === null) return { code: 451, text: "4.4.5 spool write timed out" };
-  const toQueue = accepted.filter((a) =>
-    a.queue !== "null" && a.report?.disposition !== "LogThenDrop"
-  );
-  if (!params.deferredSpool) {
-    await Promise.all(toQueue.map(({ msg }) =>
-      Promise.all([
-        spools.meta.store(msg.id, msg.metaBytes(), { sync: true }),
-        spools.data.store(msg.id, msg.getData(), { sync: true }),
-      ]).then(() => {
-        msg.metaDirty = false;
-        msg.dataDirty = false;
-      })
-    ));
-  }
-  if (state.abandoned) {
-    return { code: 451, text: "4.4.5 data_processing_timeout exceeded (spool)" };
-  }
+  if (!params.deferredSpool) await spoolAll(spools, toQueue.map((a) => a.msg), state);
+  if (state.abandoned) return abandonedReply("spool");
 
-  // Log Reception, then hand over to the queue (the `null` queue is dropped).
+  // Point of no return: log Reception, hand over to the queue (`null` is dropped).
+  state.committed = true;
   state.stage = "insert";
   for (const { msg, queue, report } of accepted) {
     logReceived(services.logs, input.log, msg, queue, report);
     countReceived("esmtp_listener"); // [metrics] cached child, no allocation
   }
   const results = await Promise.allSettled(toQueue.map(({ msg }) => services.handoff.insert(msg)));
-  let failed = 0;
+  const failures: string[] = [];
   for (let i = 0; i < results.length; i++) {
     const r = results[i];
-    if (r.status === "rejected") {
-      failed++;
-      diag.error(
-        "kumod::smtp_server",
-        `Cannot insert message "${toQueue[i].msg.id}" into its queue: ${r.reason}`,
-      );
-    }
+    if (r.status === "fulfilled") continue;
+    const msg = toQueue[i].msg;
+    failures.push(`${msg.id}: ${r.reason}`);
+    diag.error(
+      "kumod::smtp_server",
+      `Cannot insert message "${msg.id}" into its queue: ${r.reason}`,
+    );
+    // Not queued: not kept either (upstream's insert_or_unwind).
+    if (!params.deferredSpool) await unspool(spools, [msg]);
+  }
+  if (failures.length > 0 && failures.length === toQueue.length) {
+    throw new PolicyError(
+      `Cannot queue ${failures.length} message(s): ${failures.join(", ")}`,
+    );
   }
   const ids = messages.map((m) => m.id).join(" ");
-  if (failed > 0 && failed === toQueue.length) {
-    return { code: 451, text: "4.4.5 data_processing_timeout exceeded (insert)" };
+  return { code: 250, text: `${failures.length > 0 ? "PARTIAL" : "OK"} ids=${ids}` };
+}
+
+/** Resolve every distinct queue through the hand-off (no-op without queues). */
+async function resolveQueues(
+  services: ReceptionServices,
+  queues: readonly string[],
+  state: PhaseState,
+): Promise<void> {
+  const handoff = services.handoff;
+  if (handoff.prepare === undefined) return;
+  for (const name of new Set(queues)) {
+    if (state.abandoned) return;
+    try {
+      await handoff.prepare(name);
+    } catch (e) {
+      throw new PolicyError(`Cannot resolve queue "${name}": ${(e as Error).message ?? e}`);
+    }
   }
-  return { code: 250, text: `${failed > 0 ? "PARTIAL" : "OK"} ids=${ids}` };
+}
+
+/**
+ * Write meta and data of every message with sync. When a write fails, or
+ * the phase was abandoned meanwhile, whatever was written is removed again
+ * (so a refused message cannot reappear at the next start).
+ */
+async function spoolAll(spools: SpoolPair, msgs: readonly Message[], state: PhaseState) {
+  const results = await Promise.allSettled(msgs.map((msg) =>
+    Promise.all([
+      spools.meta.store(msg.id, msg.metaBytes(), { sync: true }),
+      spools.data.store(msg.id, msg.getData(), { sync: true }),
+    ]).then(() => {
+      msg.metaDirty = false;
+      msg.dataDirty = false;
+    })
+  ));
+  const failed = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
+  if (failed === undefined && !state.abandoned) return;
+  await unspool(spools, msgs);
+  if (failed !== undefined && !state.abandoned) throw failed.reason;
+}
+
+/** Remove both records of each message (missing ones are fine). */
+async function unspool(spools: SpoolPair, msgs: readonly Message[]): Promise<void> {
+  await Promise.allSettled(
+    msgs.flatMap((m) => [spools.meta.remove(m.id), spools.data.remove(m.id)]),
+  );
 }
 
 /** Step 3: recipient batches, from the policy or `batch_handling`. */

@@ -6,10 +6,16 @@
  * phase asks again per batch (first recipient). Relaying is allowed when the
  * peer is in `relay_hosts`, or the **sender** domain's listener domain has
  * `relay_from` containing the peer, or the **recipient** domain's listener
- * domain has `relay_to`. A recipient domain logging OOB/ARF is accepted
- * without relaying. It never replies to the client: the caller maps the
- * verdict to `550 5.7.1 …`. A Lua failure in `get_listener_domain` (reject
- * included) propagates as an error (→ `421 4.3.0 technical difficulties`).
+ * domain has `relay_to`. `get_listener_domain` is consulted for both
+ * domains, sender first, even when `relay_hosts` already allows the peer
+ * (lua-api.md §4.2: policies use it to see every domain, and the recipient
+ * domain's OOB/ARF settings matter either way); results are cached per
+ * session, at most 16 domains, least recently used evicted first, and the
+ * end-of-DATA check reuses them. A recipient domain logging OOB/ARF is
+ * accepted without relaying. It never replies to the client: the caller
+ * maps the verdict to `550 5.7.1 …`. A Lua failure in `get_listener_domain`
+ * (reject included) propagates as an error (→ `421 4.3.0 technical
+ * difficulties`).
  *
  * @module
  */
@@ -28,7 +34,8 @@ const EVENT = "get_listener_domain";
 
 /**
  * `get_listener_domain` results of one session, keyed by lower-cased domain
- * (at most {@link LISTENER_DOMAIN_CACHE_SIZE}, oldest evicted first).
+ * (at most {@link LISTENER_DOMAIN_CACHE_SIZE}, least recently used evicted
+ * first).
  *
  * @example
  * ```ts
@@ -61,7 +68,12 @@ export class ListenerDomainCache {
     if (domain === "" || !this.active) return null;
     const key = domain.toLowerCase();
     const hit = this.#map.get(key);
-    if (hit !== undefined) return hit;
+    if (hit !== undefined) {
+      // LRU: a hit becomes the most recently used entry.
+      this.#map.delete(key);
+      this.#map.set(key, hit);
+      return hit;
+    }
     const r = await this.#engine.call(EVENT, "ssc", [domain, this.#listener, this.#conn]);
     let value: ListenerDomain | null = null;
     if (r.kind === "error") throw new PolicyError(r.message, r.traceback);
@@ -110,12 +122,11 @@ export async function decideRelay(
 ): Promise<RelayVerdict> {
   let relay = relayHosts.contains(peerIp);
   if (!cache.active) return { relay, reportDomain: false };
+  // Both domains, sender first, whatever relay_hosts said (lua-api.md §4.2).
+  const sender = await cache.get(senderDomain);
   const rcpt = await cache.get(rcptDomain);
-  if (!relay && rcpt?.relayTo) relay = true;
-  if (!relay) {
-    const sender = await cache.get(senderDomain);
-    if (sender !== null && sender.relayFrom.contains(peerIp)) relay = true;
-  }
+  if (sender !== null && sender.relayFrom.contains(peerIp)) relay = true;
+  if (rcpt?.relayTo) relay = true;
   const reportDomain = rcpt !== null && (rcpt.logOob !== "Ignore" || rcpt.logArf !== "Ignore");
   return { relay, reportDomain };
 }
