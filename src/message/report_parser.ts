@@ -75,9 +75,16 @@ export interface DsnPerRecipient {
 export interface DsnReport {
   per_message: DsnPerMessage;
   per_recipient: DsnPerRecipient[];
-  /** The returned message or headers, CRLF → LF. */
-  original_message: string | null;
+  /** The returned message or headers, CRLF → LF (bytes when not UTF-8). */
+  original_message: OriginalMessage | null;
 }
+
+/**
+ * A returned message (`message/rfc822` or `text/rfc822-headers` part), CRLF
+ * → LF: a string when it is valid UTF-8, else its bytes as an array of
+ * numbers, the way the log record emits it (logs.md §4).
+ */
+export type OriginalMessage = string | number[];
 
 /** A parsed RFC 5965 report (`msg:parse_rfc5965()`, the record's `feedback_report`). */
 export interface ArfReport {
@@ -96,7 +103,7 @@ export interface ArfReport {
   reported_domain: string[];
   reported_uri: string[];
   extensions: Record<string, string[]>;
-  original_message: string | null;
+  original_message: OriginalMessage | null;
   supplemental_trace: Record<string, unknown> | null;
 }
 
@@ -112,12 +119,30 @@ const DSN_PART = new Set(["message/delivery-status", "message/global-delivery-st
 const TRACE_MARKER = "\\_/";
 
 const decoder = new TextDecoder();
+const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 const encoder = new TextEncoder();
+
+interface MimePart {
+  type: string;
+  /** The decoded body (transfer encoding undone). */
+  bytes: Uint8Array;
+  /** `bytes` as UTF-8 (invalid sequences replaced). */
+  text: string;
+}
 
 interface MimeView {
   contentType: string;
   reportType: string | null;
-  parts: { type: string; text: string }[];
+  parts: MimePart[];
+}
+
+/** Bytes ↔ string one byte per character, so a regex can work on raw bytes. */
+function latin1(bytes: Uint8Array): string {
+  let out = "";
+  for (let i = 0; i < bytes.length; i += 8192) {
+    out += String.fromCharCode(...bytes.subarray(i, i + 8192));
+  }
+  return out;
 }
 
 /** The top-level content type and the report's parts, or null when not multipart/report. */
@@ -133,18 +158,21 @@ async function mimeView(data: Uint8Array): Promise<MimeView | null> {
   const contentType = ct.split(";")[0].trim().toLowerCase();
   if (contentType !== "multipart/report") return null;
   const rt = /report-type\s*=\s*"?([^";\s]+)"?/i.exec(ct);
-  const parts = email.attachments.map((a) => ({
-    type: a.mimeType.toLowerCase(),
-    text: typeof a.content === "string"
-      ? a.content
-      : decoder.decode(new Uint8Array(a.content as ArrayBuffer)),
-  }));
+  const parts: MimePart[] = email.attachments.map((a) => {
+    const bytes = typeof a.content === "string"
+      ? encoder.encode(a.content)
+      : new Uint8Array(a.content as ArrayBuffer);
+    return { type: a.mimeType.toLowerCase(), bytes, text: decoder.decode(bytes) };
+  });
   // postal-mime folds a text/rfc822-headers part without a disposition into `text`.
   if (!parts.some((p) => RETURNED_CONTENT.has(p.type)) && /text\/rfc822-headers/i.test(head)) {
     const m =
       /content-type:\s*text\/rfc822-headers[^\n]*\r?\n(?:[^\r\n]+\r?\n)*\r?\n([\s\S]*?)(?:\r?\n--|$)/i
-        .exec(decoder.decode(data));
-    if (m) parts.push({ type: "text/rfc822-headers", text: m[1] });
+        .exec(latin1(data));
+    if (m) {
+      const bytes = Uint8Array.from(m[1], (c) => c.charCodeAt(0));
+      parts.push({ type: "text/rfc822-headers", bytes, text: decoder.decode(bytes) });
+    }
   }
   return { contentType, reportType: rt ? rt[1].toLowerCase() : null, parts };
 }
@@ -231,10 +259,22 @@ function date(v: string | null): string | null {
   return new Date(ms).toISOString().replace(".000Z", "Z");
 }
 
-function originalMessage(parts: MimeView["parts"]): string | null {
-  let out: string | null = null;
+function originalMessage(parts: MimeView["parts"]): OriginalMessage | null {
+  let out: OriginalMessage | null = null;
   for (const p of parts) {
-    if (RETURNED_CONTENT.has(p.type)) out = p.text.replace(/\r\n/g, "\n");
+    if (!RETURNED_CONTENT.has(p.type)) continue;
+    const lf: number[] = [];
+    const b = p.bytes;
+    for (let i = 0; i < b.length; i++) {
+      if (b[i] === 0x0d && b[i + 1] === 0x0a) continue;
+      lf.push(b[i]);
+    }
+    const bytes = Uint8Array.from(lf);
+    try {
+      out = strictDecoder.decode(bytes);
+    } catch {
+      out = lf;
+    }
   }
   return out;
 }
@@ -243,8 +283,8 @@ function originalMessage(parts: MimeView["parts"]): string | null {
  * Parse an RFC 3464 delivery status report. Returns `null` when the message
  * is not a `multipart/report`.
  *
- * @throws {SyntaxError} when it is a report but the delivery-status part is
- * missing or malformed.
+ * @throws {SyntaxError} when it is a `report-type=delivery-status` report
+ * whose delivery-status part is missing, or a malformed delivery-status part.
  * @example
  * ```ts
  * const dsn = await parseRfc3464(msg.getData());
@@ -256,7 +296,9 @@ export async function parseRfc3464(data: Uint8Array): Promise<DsnReport | null> 
   if (view === null) return null;
   const part = view.parts.find((p) => DSN_PART.has(p.type));
   if (part === undefined) {
-    if (view.reportType === "feedback-report") return null;
+    // Another kind of report (ARF, TLSRPT, or no report-type at all) is not
+    // a DSN; only a declared delivery-status report without its part is broken.
+    if (view.reportType !== "delivery-status") return null;
     throw new SyntaxError("Cannot parse delivery status report: delivery-status part missing");
   }
   const groups = part.text.replace(/\r\n/g, "\n").trim().split(/\n[ \t]*\n/).filter((g) =>
@@ -308,7 +350,10 @@ export async function parseRfc3464(data: Uint8Array): Promise<DsnReport | null> 
  * // { recipient: "a@b" }
  * ```
  */
-export function decodeSupplementalTrace(original: string): Record<string, unknown> | null {
+export function decodeSupplementalTrace(
+  original: OriginalMessage,
+): Record<string, unknown> | null {
+  if (typeof original !== "string") original = latin1(Uint8Array.from(original));
   const end = original.search(/\r?\n\r?\n/);
   const head = encoder.encode((end < 0 ? original : original.slice(0, end)) + "\r\n\r\n");
   for (const { name, value } of getAllHeaders(head)) {
@@ -328,7 +373,8 @@ export function decodeSupplementalTrace(original: string): Record<string, unknow
 
 /**
  * Parse an RFC 5965 feedback report. Returns `null` when the message is not
- * a `multipart/report` with a `message/feedback-report` part.
+ * a `multipart/report; report-type=feedback-report` with a
+ * `message/feedback-report` part (RFC 5965 §2).
  *
  * @throws {SyntaxError} when a required field (Feedback-Type, User-Agent,
  * Version) is missing.
@@ -340,7 +386,7 @@ export function decodeSupplementalTrace(original: string): Record<string, unknow
  */
 export async function parseRfc5965(data: Uint8Array): Promise<ArfReport | null> {
   const view = await mimeView(data);
-  if (view === null) return null;
+  if (view === null || view.reportType !== "feedback-report") return null;
   const part = view.parts.find((p) => p.type === "message/feedback-report");
   if (part === undefined) return null;
   const f = fieldGroup(part.text.replace(/\r\n/g, "\n").trim());

@@ -75,3 +75,71 @@ Deno.test("decodeSupplementalTrace() finds the marked X- header", () => {
   );
   assert.equal(decodeSupplementalTrace(`X-Other: ${other}\n\n`), null);
 });
+
+const ARF_HEAD = `Content-Type: multipart/report; report-type=feedback-report; boundary="b"
+
+--b
+Content-Type: message/feedback-report
+
+Feedback-Type: abuse
+User-Agent: ua/1
+Version: 1
+Received-Date: Thu, 8 Mar 2026 14:00:00 +0000
+
+--b
+Content-Type: message/rfc822
+
+`;
+
+Deno.test("parseRfc5965() takes Received-Date when Arrival-Date is absent", async () => {
+  const r = (await parseRfc5965(enc(`${ARF_HEAD}From: a@shop.test\n\nhi\n--b--\n`)))!;
+  assert.equal(r.arrival_date, "2026-03-08T14:00:00Z");
+  assert.deepEqual(r.extensions, {}, "Received-Date is not an extension");
+  assert.equal(r.original_message, "From: a@shop.test\n\nhi\n");
+});
+
+Deno.test("parseRfc5965() emits a non-UTF-8 original message as its bytes, CRLF → LF", async () => {
+  const head = enc(ARF_HEAD);
+  const body = Uint8Array.from([
+    ...new TextEncoder().encode("Subject: caf"),
+    0xe9, // Latin-1 "é": not UTF-8
+    0x0d,
+    0x0a,
+    0x0d,
+    0x0a,
+    0x78,
+    0x0d,
+    0x0a,
+    ...new TextEncoder().encode("--b--\r\n"),
+  ]);
+  const data = new Uint8Array(head.length + body.length);
+  data.set(head);
+  data.set(body, head.length);
+  const r = (await parseRfc5965(data))!;
+  assert.deepEqual(r.original_message, [
+    ...new TextEncoder().encode("Subject: caf"),
+    0xe9,
+    0x0a,
+    0x0a,
+    0x78,
+    0x0a,
+  ]);
+});
+
+Deno.test("parseRfc5965() requires report-type=feedback-report", async () => {
+  const other = ARF_HEAD.replace("report-type=feedback-report", "report-type=delivery-status");
+  assert.equal(await parseRfc5965(enc(`${other}From: a@shop.test\n\nhi\n--b--\n`)), null);
+  const none = ARF_HEAD.replace("report-type=feedback-report; ", "");
+  assert.equal(await parseRfc5965(enc(`${none}From: a@shop.test\n\nhi\n--b--\n`)), null);
+});
+
+Deno.test("parseRfc3464() is null for other reports, throws for a delivery-status report without its part", async () => {
+  assert.equal(await parseRfc3464(enc(`${ARF_HEAD}From: a@shop.test\n\nhi\n--b--\n`)), null);
+  const noType = ARF_HEAD.replace("report-type=feedback-report; ", "");
+  assert.equal(await parseRfc3464(enc(`${noType}From: a@shop.test\n\nhi\n--b--\n`)), null);
+  const broken = ARF_HEAD.replace("report-type=feedback-report", "report-type=delivery-status");
+  await assert.rejects(
+    () => parseRfc3464(enc(`${broken}From: a@shop.test\n\nhi\n--b--\n`)),
+    /delivery-status part missing/,
+  );
+});
