@@ -11,6 +11,7 @@
 
 import assert from "node:assert/strict";
 import { loadTestPolicy } from "../src/policy/host/load_test_policy.ts";
+import { startDnsServer } from "./support/dns_server.ts";
 
 // ---------------------------------------------------------------------------
 // kumo.string
@@ -171,4 +172,465 @@ Deno.test("kumo.string.eval_template renders MiniJinja with upstream's extras", 
     end)
   `);
   assert.equal(await p.run("t"), "ok");
+});
+
+// ---------------------------------------------------------------------------
+// What kumo-edge refuses
+
+Deno.test("unimplemented kumo functions fail with file:line and a clear cause", async () => {
+  await using p = await loadTestPolicy(`
+    kumo.on('t', function(code)
+      local ok, err = pcall(load(code, '@policy.lua'))
+      return tostring(err)
+    end)
+  `);
+  const cases: [string, string][] = [
+    [
+      "local x = kumo.configure_redis_throttles { node = 'redis://127.0.0.1/' }",
+      "kumo.configure_redis_throttles",
+    ],
+    [
+      "local x = kumo.configure_bounce_classifier { files = {} }",
+      "kumo.configure_bounce_classifier",
+    ],
+    [
+      "local x = kumo.configure_log_disposition_hook { name = 'x' }",
+      "kumo.configure_log_disposition_hook",
+    ],
+    ["local x = kumo.aaa.configure_acct_log { log_dir = '/tmp' }", "kumo.aaa.configure_acct_log"],
+    [
+      "local x = kumo.kafka.build_producer { ['bootstrap.servers'] = 'x' }",
+      "kumo.kafka.build_producer",
+    ],
+    ["local x = kumo.spf.check_host('example.test')", "kumo.spf.check_host"],
+    ["local x = kumo.crypto.aes_encrypt_block()", "kumo.crypto.aes_encrypt_block"],
+    ["local x = kumo.mimepart.new_text_plain('x')", "kumo.mimepart.new_text_plain"],
+    ["local x = kumo.http.connect_websocket('ws://127.0.0.1/')", "kumo.http.connect_websocket"],
+    ["local x = kumo.api.inject.inject_v1 {}", "kumo.api.inject.inject_v1"],
+    ["local x = kumo.prometheus_metrics()", "kumo.prometheus_metrics"],
+    ["local x = kumo.compute_queue_config_constraints {}", "kumo.compute_queue_config_constraints"],
+    ["local x = kumo.dns.configure_test_mta_sts {}", "kumo.dns.configure_test_mta_sts"],
+  ];
+  for (const [code, name] of cases) {
+    assert.equal(await p.run("t", code), `policy.lua:1: ${name} is not implemented by kumo-edge`);
+  }
+  assert.equal(
+    await p.run("t", "local r = require 'redis'"),
+    "policy.lua:1: require 'redis' is not implemented by kumo-edge",
+  );
+  assert.equal(
+    await p.run("t", "local s = require 'sqlite'"),
+    "policy.lua:1: require 'sqlite' is not implemented by kumo-edge",
+  );
+  // implemented neighbours are untouched
+  assert.equal(await p.run("t", "error(type(kumo.http.build_client))"), "policy.lua:1: function");
+});
+
+Deno.test("a policy calling an unimplemented function in init fails startup naming file and line", async () => {
+  await using p = await loadTestPolicy(`kumo.on('init', function()
+  kumo.configure_redis_throttles { node = 'redis://127.0.0.1/' }
+end)`);
+  await assert.rejects(
+    () => p.engine.runInit(),
+    (e: Error) => {
+      assert.match(
+        e.message,
+        /init\.lua:2: kumo\.configure_redis_throttles is not implemented by kumo-edge/,
+      );
+      return true;
+    },
+  );
+});
+
+// ---------------------------------------------------------------------------
+// kumo.dns settings and the test resolver
+
+Deno.test("kumo.dns.reverse_ip and set_mta_sts_enabled", async () => {
+  await using p = await loadTestPolicy(`
+    kumo.on('t', function()
+      assert(kumo.dns.reverse_ip '127.0.0.1' == '1.0.0.127', kumo.dns.reverse_ip '127.0.0.1')
+      assert(kumo.dns.reverse_ip '::1' == '1' .. string.rep('.0', 31), kumo.dns.reverse_ip '::1')
+      assert(kumo.dns.reverse_ip '2001:db8::1' == '1' .. string.rep('.0', 23) .. '.8.b.d.0.1.0.0.2', 'v6')
+      local ok, err = pcall(kumo.dns.reverse_ip, 'example.test')
+      assert(not ok and tostring(err):find('Cannot reverse "example.test": not an IP address', 1, true), tostring(err))
+      kumo.dns.set_mta_sts_enabled(false)
+      kumo.dns.set_mta_sts_enabled(true)
+      ok, err = pcall(kumo.dns.set_mta_sts_enabled, 'yes')
+      assert(not ok and tostring(err):find('expected a boolean', 1, true), tostring(err))
+      return 'ok'
+    end)
+  `);
+  assert.equal(await p.run("t"), "ok");
+});
+
+Deno.test("kumo.dns.set_mx_timeout bounds lookups against a silent server", async () => {
+  await using dns = await startDnsServer({ drop: ["silent1s.test", "silent05.test"] });
+  await using p = await loadTestPolicy(`
+    kumo.dns.configure_resolver { name_servers = { '${dns.address}' } }
+    kumo.on('t', function(d)
+      kumo.dns.set_mx_timeout(d)
+      -- a fresh name each time: a timeout is cached like any failure
+      local ok, err = pcall(kumo.dns.lookup_mx, 'silent' .. tostring(d):gsub('%W', '') .. '.test')
+      return tostring(err)
+    end)
+  `);
+  assert.match(
+    String(await p.run("t", "1s")),
+    /Cannot resolve MX for "silent1s\.test": timed out after 1000 ms/,
+  );
+  assert.match(String(await p.run("t", 0.5)), /timed out after 500 ms/);
+  await assert.rejects(() => p.run("t", "soon"), /Cannot parse duration "soon"/);
+});
+
+Deno.test("kumo.dns.set_mx_negative_cache_ttl decides whether NXDOMAIN is asked again", async () => {
+  await using dns = await startDnsServer({ zones: {} });
+  await using p = await loadTestPolicy(`
+    kumo.dns.configure_resolver { name_servers = { '${dns.address}' } }
+    kumo.on('t', function(name, ttl)
+      if ttl ~= nil then kumo.dns.set_mx_negative_cache_ttl(ttl) end
+      for i = 1, 3 do pcall(kumo.dns.lookup_txt, name) end
+    end)
+  `);
+  const asked = (name: string) => dns.queries.filter((q) => q.name === name).length;
+  await p.run("t", "cached.test", null);
+  assert.equal(asked("cached.test"), 1, "default: the NXDOMAIN is cached");
+  await p.run("t", "uncached.test", 0);
+  assert.equal(asked("uncached.test"), 3, "ttl 0: every lookup asks the server");
+});
+
+Deno.test("kumo.dns.set_mx_concurrency_limit queues lookups beyond the limit", async () => {
+  await using dns = await startDnsServer({
+    drop: ["silent.test"],
+    zones: { "ok.test": { TXT: ["hi"] } },
+  });
+  for (const [limit, expected] of [[1, ["silent", "ok"]], [8, ["ok", "silent"]]] as const) {
+    await using p = await loadTestPolicy(`
+      kumo.dns.configure_resolver { name_servers = { '${dns.address}' } }
+      kumo.dns.set_mx_timeout '1s'
+      kumo.dns.set_mx_concurrency_limit(${limit})
+      kumo.on('t', function(name) pcall(kumo.dns.lookup_txt, name) end)
+    `);
+    const done: string[] = [];
+    // The silent lookup starts first; with one slot the answerable one waits for its timeout.
+    await Promise.all([
+      p.run("t", "silent.test").then(() => done.push("silent")),
+      p.run("t", "ok.test").then(() => done.push("ok")),
+    ]);
+    assert.deepEqual(done, expected, `limit ${limit}`);
+  }
+  await using p = await loadTestPolicy(
+    `kumo.on('t', function() kumo.dns.set_mx_concurrency_limit(0) end)`,
+  );
+  await assert.rejects(
+    () => p.run("t"),
+    /set_mx_concurrency_limit: invalid value 0: expected a positive integer/,
+  );
+});
+
+Deno.test("kumo.dns.load_resolv_conf reads a resolv.conf into configure_resolver's shape", async () => {
+  await using p = await loadTestPolicy(`
+    kumo.on('t', function(path)
+      local cfg = kumo.dns.load_resolv_conf(path)
+      kumo.dns.configure_resolver(cfg) -- accepted as it is
+      return kumo.json_encode(cfg)
+    end)
+    kumo.on('missing', function(path) return kumo.dns.load_resolv_conf(path) end)
+  `);
+  await Deno.writeTextFile(
+    `${p.dir}/resolv.conf`,
+    "# comment\nnameserver 127.0.0.53\nnameserver ::1\ndomain corp.test\n" +
+      "search a.test b.test\noptions ndots:2 timeout:3 attempts:4 edns0 rotate\n",
+  );
+  assert.deepEqual(JSON.parse(String(await p.run("t", `${p.dir}/resolv.conf`))), {
+    name_servers: ["127.0.0.53:53", "[::1]:53"],
+    domain: "corp.test",
+    search: ["a.test", "b.test"],
+    options: { ndots: 2, timeout: "3s", attempts: 4, edns0: true },
+  });
+  await assert.rejects(
+    () => p.run("missing", `${p.dir}/nope.conf`),
+    /Cannot read resolv\.conf ".*nope\.conf"/,
+  );
+});
+
+const ZONES = `
+  kumo.dns.configure_test_resolver {
+    [[
+$ORIGIN example.test.
+$TTL 300
+@        600 MX 10 mail.example.test.
+@        IN 600 MX 5 mx1          ; relative target
+mail     600 A  127.0.0.1
+         600 AAAA ::1            ; same owner as the line above
+mx1      A 127.0.0.2
+txt      60 TXT "v=spf1" " -all"
+alias    CNAME mail
+soa      SOA ns hostmaster ( 1 3600
+             600 86400 300 )
+xn--mnchen-3ya 600 MX 10 münchen.example.test.
+münchen  600 A 127.0.0.3
+]],
+    { zone = [[
+$ORIGIN 0.0.127.in-addr.arpa.
+1 30 IN PTR localhost.
+]], secure = true },
+  }
+`;
+
+Deno.test("kumo.dns.configure_test_resolver answers from zone text only", async () => {
+  await using p = await loadTestPolicy(`${ZONES}
+    local function j(v) return kumo.json_encode(v) end
+    kumo.on('t', function()
+      local mx = kumo.dns.lookup_mx 'example.test'
+      assert(j(mx.hosts) == '["mx1.example.test.","mail.example.test."]', j(mx.hosts))
+      assert(mx.site_name == '(mx1|mail).example.test', mx.site_name)
+      assert(j(kumo.dns.lookup_addr 'mail.example.test') == '["127.0.0.1","::1"]', j(kumo.dns.lookup_addr 'mail.example.test'))
+      assert(j(kumo.dns.lookup_addr 'alias.example.test') == '["127.0.0.1","::1"]', 'CNAME followed')
+      assert(j(kumo.dns.lookup_txt 'txt.example.test') == '["v=spf1 -all"]', j(kumo.dns.lookup_txt 'txt.example.test'))
+      assert(j(kumo.dns.lookup_ptr '127.0.0.1') == '["localhost."]', 'PTR')
+      assert(kumo.dns.ptr_host '127.0.0.1' == 'localhost.', 'ptr_host')
+      assert(j(kumo.dns.lookup_mx('xn--mnchen-3ya.example.test').hosts) == '["xn--mnchen-3ya.example.test."]', 'U-label target')
+      assert(j(kumo.dns.lookup_addr 'xn--mnchen-3ya.example.test') == '["127.0.0.3"]', 'U-label owner')
+      -- an existing name without the type: no data; unknown names: NXDOMAIN
+      assert(#kumo.dns.lookup_txt 'mail.example.test' == 0, 'NODATA')
+      assert(#kumo.dns.lookup_txt 'soa.example.test' == 0, 'other types make a name exist')
+      local ok, err = pcall(kumo.dns.lookup_addr, 'nope.example.test')
+      assert(not ok and tostring(err):find('NXDOMAIN', 1, true), tostring(err))
+      ok, err = pcall(kumo.dns.lookup_mx, 'elsewhere.test')
+      assert(not ok and tostring(err):find('NXDOMAIN', 1, true), tostring(err))
+      return 'ok'
+    end)
+  `);
+  assert.equal(await p.run("t"), "ok");
+});
+
+Deno.test("configure_test_resolver: servfail list, the Test form of configure_resolver, bad zones", async () => {
+  await using p = await loadTestPolicy(`
+    kumo.dns.configure_test_resolver {
+      zones = { '$ORIGIN a.test.\\n@ 60 A 127.0.0.9\\n' },
+      servfail = { 'broken.a.test' },
+    }
+    kumo.on('t', function()
+      assert(kumo.dns.lookup_addr('a.test')[1] == '127.0.0.9', 'zones')
+      local ok, err = pcall(kumo.dns.lookup_addr, 'broken.a.test')
+      assert(not ok and tostring(err):find('SERVFAIL', 1, true), tostring(err))
+      kumo.dns.configure_resolver { Test = { zones = { '$ORIGIN b.test.\\n@ 60 TXT "hello"\\n' } } }
+      assert(kumo.dns.lookup_txt('b.test')[1] == 'hello', 'Test form')
+      ok, err = pcall(kumo.dns.lookup_addr, 'a.test')
+      assert(not ok and tostring(err):find('NXDOMAIN', 1, true), 'the new zones replace the old: ' .. tostring(err))
+      return 'ok'
+    end)
+    kumo.on('bad', function(z) kumo.dns.configure_test_resolver(z) end)
+  `);
+  assert.equal(await p.run("t"), "ok");
+  await assert.rejects(
+    () => p.run("bad", ["$ORIGIN c.test.\n@ 60 A 300.1.1.1\n"]),
+    /Cannot parse test zone 1 line 2: invalid A address "300\.1\.1\.1"/,
+  );
+  await assert.rejects(
+    () => p.run("bad", { zones: [], bogus: 1 }),
+    /unknown field `bogus`, expected `zones` or `servfail`/,
+  );
+});
+
+// ---------------------------------------------------------------------------
+// Trace header and RFC 3464 reports
+
+Deno.test("kumo.apply_supplemental_trace_header adds the listener's X-KumoRef", async () => {
+  await using p = await loadTestPolicy(`
+    local function make()
+      return kumo.make_message('sender@example.com', 'recip@example.com', 'Subject: hello\\r\\n\\r\\nHi')
+    end
+    kumo.on('t', function()
+      local m = make()
+      kumo.apply_supplemental_trace_header(m)
+      assert(m:get_first_named_header_value 'X-KumoRef'
+        == 'eyJfQF8iOiJcXF8vIiwicmVjaXBpZW50IjoicmVjaXBAZXhhbXBsZS5jb20ifQ==', m:get_data())
+      assert(m:get_data():find('Subject: hello\\r\\n\\r\\nHi$'), 'prepended above the existing header')
+
+      m = make()
+      m:set_meta('woot', 'woot')
+      kumo.apply_supplemental_trace_header(m, { include_meta_names = { 'woot', 'absent' } })
+      -- longer values are folded; the base64 itself is upstream's
+      local v = m:get_first_named_header_value('X-KumoRef'):gsub('%s', '')
+      assert(v == 'eyJfQF8iOiJcXF8vIiwicmVjaXBpZW50IjoicmVjaXBAZXhhbXBsZS5jb20iLCJ3b290Ijoid29vdCJ9', v)
+      assert(m:get_data():find('^X%-KumoRef: [^\\r]+\\r\\n\\t'), 'folded with CRLF TAB')
+
+      m = make()
+      kumo.apply_supplemental_trace_header(m, { header_name = 'X-Trace' })
+      assert(m:get_first_named_header_value 'X-Trace' ~= nil and m:get_first_named_header_value 'X-KumoRef' == nil, 'header_name')
+
+      m = make()
+      kumo.apply_supplemental_trace_header(m, { supplemental_header = false })
+      assert(m:get_data() == 'Subject: hello\\r\\n\\r\\nHi', 'supplemental_header = false adds nothing')
+
+      local ok, err = pcall(kumo.apply_supplemental_trace_header, make(), { header = 'x' })
+      assert(not ok and tostring(err):find('unknown field \`header\`', 1, true), tostring(err))
+      ok, err = pcall(kumo.apply_supplemental_trace_header, 'not a message')
+      assert(not ok and tostring(err):find('expected a message', 1, true), tostring(err))
+      return 'ok'
+    end)
+  `);
+  assert.equal(await p.run("t"), "ok");
+});
+
+const NDR_POLICY = `
+  local PARAMS = {
+    include_original_message = 'FullContent', enable_bounce = true, enable_expiration = true,
+    stable_content = true, reporting_mta = { mta_type = 'dns', name = 'mta1.example.test' },
+  }
+  local function record(kind, extra)
+    local r = {
+      type = kind, sender = 'sender@sender.example.test', recipient = 'recip@target.example.test',
+      created = 1057049557, timestamp = 1057056757, delivery_protocol = 'ESMTP',
+      response = { code = 550, enhanced_code = { class = 5, subject = 7, detail = 1 }, content = 'no thanks' },
+      peer_address = { name = 'target.example.test', addr = '42.42.42.42' },
+    }
+    for k, v in pairs(extra or {}) do r[k] = v end
+    return r
+  end
+  local function original()
+    return kumo.make_message('sender@sender.example.test', 'recip@target.example.test',
+      'Content-Type: text/plain;\\r\\n\\tcharset="us-ascii"\\r\\nSubject: Hello!\\r\\n\\r\\nhello there')
+  end
+`;
+
+Deno.test("kumo.generate_rfc3464_message builds upstream's bounce report", async () => {
+  await using p = await loadTestPolicy(`${NDR_POLICY}
+    kumo.on('bounce', function()
+      local ndr = kumo.generate_rfc3464_message(PARAMS, original(), record('Bounce'))
+      assert(ndr:sender().email == '', 'from the null sender')
+      assert(ndr:recipient().email == 'sender@sender.example.test', 'to the original sender')
+      -- our own report parser reads it back
+      local r = ndr:parse_rfc3464()
+      assert(r.per_message.reporting_mta.name == 'mta1.example.test', kumo.json_encode(r.per_message))
+      local rr = r.per_recipient[1]
+      assert(rr.action == 'failed' and rr.status.class == 5 and rr.status.subject == 7, kumo.json_encode(rr))
+      assert(rr.final_recipient.recipient == 'recip@target.example.test', kumo.json_encode(rr.final_recipient))
+      return ndr:get_data()
+    end)
+  `);
+  const want = [
+    "Content-Type: multipart/report;",
+    '\tboundary="report-boundary";',
+    '\treport-type="delivery-status"',
+    "Subject: Returned mail",
+    "MIME-Version: 1.0",
+    "Message-ID: <UUID@mta1.example.test>",
+    "To: sender@sender.example.test",
+    "From: Mail Delivery Subsystem <mailer-daemon@mta1.example.test>",
+    "",
+    "--report-boundary",
+    "Content-Type: text/plain;",
+    '\tcharset="us-ascii"',
+    "",
+    "The message was received at Tue, 1 Jul 2003 08:52:37 +0000",
+    "from sender@sender.example.test and addressed to recip@target.example.test.",
+    "While communicating with target.example.test (42.42.42.42):",
+    "Response: 550 5.7.1 no thanks",
+    "",
+    "The message will be deleted from the queue.",
+    "No further attempts will be made to deliver it.",
+    "--report-boundary",
+    "Content-Type: message/delivery-status;",
+    '\tcharset="us-ascii"',
+    "",
+    "Reporting-MTA: dns; mta1.example.test",
+    "Arrival-Date: Tue, 1 Jul 2003 08:52:37 +0000",
+    "",
+    "Final-Recipient: rfc822;recip@target.example.test",
+    "Action: failed",
+    "Status: 5.7.1 no thanks",
+    "Remote-MTA: dns; target.example.test",
+    "Diagnostic-Code: smtp; 550 5.7.1 no thanks",
+    "Last-Attempt-Date: Tue, 1 Jul 2003 10:52:37 +0000",
+    "",
+    "--report-boundary",
+    "Content-Type: message/rfc822",
+    "",
+    "Content-Type: text/plain;",
+    '\tcharset="us-ascii"',
+    "Subject: Hello!",
+    "",
+    "hello there",
+    "--report-boundary--",
+    "",
+  ].join("\r\n");
+  assert.equal(await p.run("bounce"), want);
+});
+
+Deno.test("generate_rfc3464_message: expiration with headers only, and when no report applies", async () => {
+  await using p = await loadTestPolicy(`${NDR_POLICY}
+    kumo.on('expiration', function()
+      local params = PARAMS
+      params.include_original_message = 'HeadersOnly'
+      local long = 'Next delivery time would be at SOME TIME which exceeds the expiry time EXPIRES configured via set_scheduling'
+      local rec = record('Expiration', {
+        response = { code = 551, enhanced_code = { class = 5, subject = 4, detail = 7 }, content = long },
+      })
+      rec.delivery_protocol, rec.peer_address = nil, nil
+      local ndr = kumo.generate_rfc3464_message(params, original(), rec)
+      return ndr:get_data()
+    end)
+    kumo.on('none', function()
+      local out = {}
+      out[#out + 1] = tostring(kumo.generate_rfc3464_message(PARAMS, nil, record('Delivery')))
+      out[#out + 1] = tostring(kumo.generate_rfc3464_message(PARAMS, nil, record('Bounce', { sender = '' })))
+      out[#out + 1] = tostring(kumo.generate_rfc3464_message(PARAMS, nil, record('Bounce', { delivery_protocol = 'Maildir' })))
+      local p2 = { include_original_message = 'No', reporting_mta = { mta_type = 'dns', name = 'x.test' } }
+      out[#out + 1] = tostring(kumo.generate_rfc3464_message(p2, nil, record('Bounce')))
+      return table.concat(out, ',')
+    end)
+    kumo.on('bad', function(params, rec) return kumo.generate_rfc3464_message(params, nil, rec or record('Bounce')) end)
+  `);
+  const text = String(await p.run("expiration"));
+  assert.ok(
+    text.includes(
+      "Content-Transfer-Encoding: quoted-printable\r\n\r\nThe message was received at Tue, 1 Jul 2003 08:52:37 +0000\r\n" +
+        "from sender@sender.example.test and addressed to recip@target.example.test.\r\n" +
+        "Status: 551 5.4.7 Next delivery time would be at SOME TIME which exceeds th=\r\n" +
+        "e expiry time EXPIRES configured via set_scheduling\r\n" +
+        "The message will be deleted from the queue.\r\n",
+    ),
+    text,
+  );
+  assert.ok(
+    text.includes(
+      "--report-boundary\r\nContent-Type: text/rfc822-headers\r\n\r\n" +
+        'Content-Type: text/plain;\r\n\tcharset="us-ascii"\r\nSubject: Hello!\r\n--report-boundary--\r\n',
+    ),
+    text,
+  );
+  assert.ok(!text.includes("Remote-MTA"), "no peer, no Remote-MTA");
+  // not enabled / null sender / not ESMTP / bounce not enabled: nil
+  assert.equal(await p.run("none"), "nil,nil,nil,nil");
+  await assert.rejects(
+    () =>
+      p.run("bad", {
+        include_original_message: "Some",
+        reporting_mta: { mta_type: "dns", name: "x" },
+      }),
+    /unknown variant `Some`/,
+  );
+  await assert.rejects(
+    () =>
+      p.run("bad", {
+        include_original_message: "No",
+        reporting_mta: { mta_type: "dns", name: "x" },
+        extra: 1,
+      }),
+    /unknown field `extra`/,
+  );
+  await assert.rejects(
+    () =>
+      p.run("bad", {
+        include_original_message: "No",
+        enable_bounce: true,
+        reporting_mta: { mta_type: "dns", name: "x" },
+      }, {
+        type: "Bounce",
+        sender: "a@b.test",
+      }),
+    /log_record\.recipient is missing/,
+  );
 });

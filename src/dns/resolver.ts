@@ -14,6 +14,7 @@
 
 import ipaddr from "ipaddr.js";
 import { DnsQueryTimeout, type DnsRecordType, type DnsReply, queryDns } from "./dns_client.ts";
+import type { StaticZones } from "./static_zones.ts";
 
 export type { DnsRecordType } from "./dns_client.ts";
 
@@ -43,6 +44,8 @@ export interface ResolverOptions {
   negativeTtlMs?: number;
   /** Clock, for tests. @default Date.now */
   now?: () => number;
+  /** Fixed zones answered instead of any name server (`configure_test_resolver`); null = none. */
+  staticZones?: StaticZones | null;
 }
 
 /** Why a lookup failed. */
@@ -133,6 +136,7 @@ export class Resolver {
   #positiveTtlMs = 300_000;
   #negativeTtlMs = 300_000;
   #now: () => number = Date.now;
+  #static: StaticZones | null = null;
   #cache = new Map<string, CacheEntry>();
   #inflight = new Map<string, Promise<Answer>>();
   #active = 0;
@@ -153,6 +157,10 @@ export class Resolver {
     if (options.positiveTtlMs !== undefined) this.#positiveTtlMs = options.positiveTtlMs;
     if (options.negativeTtlMs !== undefined) this.#negativeTtlMs = options.negativeTtlMs;
     if (options.now !== undefined) this.#now = options.now;
+    if (options.staticZones !== undefined) {
+      this.#static = options.staticZones;
+      this.#cache.clear();
+    }
   }
 
   /** The configured name servers (empty = system resolver). */
@@ -265,6 +273,7 @@ export class Resolver {
 
   /** One uncached lookup; returns the answer and how long to keep it. */
   async #fetch(name: string, type: DnsRecordType): Promise<{ value: Answer; ttlMs: number }> {
+    if (this.#static) return this.#static.answer(name, type);
     if (this.#nameServers.length === 0) return await this.#fetchSystem(name, type);
     const deadline = this.#now() + this.#timeoutMs;
     let lastError: DnsError | undefined;

@@ -39,6 +39,7 @@ import { longTailAsync, longTailSync } from "./host/long_tail.ts";
 import { memoryFunctions } from "./host/memory.ts"; // [http] memory thresholds
 import type { PolicyRuntime } from "./runtime.ts";
 import { STRING_ASYNC_FUNCTIONS } from "./host/strings.ts";
+import { dnsSettingsFunctions, testZones } from "./host/dns_settings.ts";
 
 type Fn = (...args: never[]) => unknown;
 
@@ -109,9 +110,14 @@ export function buildCatalogue(
     "dns.configure_resolver": ((input: unknown) => {
       const parsed: DnsResolverConfig = parseDnsResolver(input);
       cfg.resolver = parsed;
-      resolver.configure({ nameServers: parsed.nameServers });
+      // { Test = { zones = ..., servfail = ... } } answers from fixed zones, never the network.
+      resolver.configure({
+        nameServers: parsed.nameServers,
+        staticZones: parsed.test === undefined ? null : testZones(parsed.test),
+      });
     }) as Fn,
     ...SHAPING_SYNC_FUNCTIONS,
+    ...dnsSettingsFunctions(resolver, { mtaStsEnabled: true }),
     ...dkimFunctions(),
     ...longTailSync(engine, runtime),
     ...memoryFunctions(), // [http] kumo.set_memory_* / get_memory_*

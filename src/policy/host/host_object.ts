@@ -133,12 +133,17 @@ export const HOST_OBJECT_ASYNC: Record<string, (...args: never[]) => Promise<unk
 
 /**
  * `kumo.__lua_glue()` (the Lua chunks the prelude runs after installing the
- * host functions, each called with `kumo, H, WRAPPERS`) and
+ * host functions, each called with `kumo, H, WRAPPERS`; `extraChunks` are
+ * `[chunk name, source]` pairs run after this module's own) and
  * `kumo.__host_wrap_names()` (the dotted names of the functions the glue
  * re-installs with object- and binary-aware arguments and results).
  */
-export function hostObjectGlue(wrapSync: string[], wrapAsync: string[]): Record<string, Fn> {
-  const chunks = [["kumo", HOST_OBJECT_LUA]];
+export function hostObjectGlue(
+  wrapSync: string[],
+  wrapAsync: string[],
+  extraChunks: [string, string][] = [],
+): Record<string, Fn> {
+  const chunks = [["kumo", HOST_OBJECT_LUA], ...extraChunks];
   const names = { sync: wrapSync, async: wrapAsync };
   return {
     __lua_glue: (() => chunks) as Fn,

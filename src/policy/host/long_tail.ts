@@ -6,7 +6,8 @@
  *
  * Place on the path: policy. Besides the functions it adds the host-object
  * plumbing (`kumo.__obj_*`, `kumo.__lua_glue`) the prelude uses to give
- * these functions' objects their Lua shape (host_object.ts).
+ * these functions' objects their Lua shape (host_object.ts), and the
+ * refusals of what kumo-edge does not implement (unsupported.ts).
  *
  * @module
  */
@@ -24,6 +25,9 @@ import { REGEX_FUNCTIONS } from "./regex.ts";
 import { secretsFunctions } from "./secrets.ts";
 import { HTTP_FUNCTIONS } from "./http_client.ts";
 import { taskFunctions } from "./tasks.ts";
+import { UNSUPPORTED_LUA } from "./unsupported.ts";
+import { TRACE_HEADER_FUNCTIONS } from "./trace_header.ts";
+import { RFC3464_FUNCTIONS } from "./rfc3464.ts";
 
 type Fn = (...args: never[]) => unknown;
 type AsyncFn = (...args: never[]) => Promise<unknown>;
@@ -40,6 +44,8 @@ function build(engine: () => PolicyEngine | undefined, runtime: PolicyRuntime) {
     ...REGEX_FUNCTIONS,
     ...HTTP_FUNCTIONS,
     ...tasks.sync,
+    ...TRACE_HEADER_FUNCTIONS,
+    ...RFC3464_FUNCTIONS,
   };
   const async: Record<string, AsyncFn> = {
     ...TIME_ASYNC_FUNCTIONS,
@@ -50,7 +56,7 @@ function build(engine: () => PolicyEngine | undefined, runtime: PolicyRuntime) {
     sync: {
       ...sync,
       ...HOST_OBJECT_SYNC,
-      ...hostObjectGlue(Object.keys(sync), Object.keys(async)),
+      ...hostObjectGlue(Object.keys(sync), Object.keys(async), [["unsupported", UNSUPPORTED_LUA]]),
     },
     async: { ...async, ...HOST_OBJECT_ASYNC },
   };
