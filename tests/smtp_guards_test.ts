@@ -2,7 +2,9 @@
  * Connection guards and address rewriting against the real program:
  * too many protocol errors, max_connections, idle client_timeout, XCLIENT,
  * PROXY v1/v2 headers (require_proxy_protocol) re-resolving `peer` params
- * and relay checks, and the disk-space floor before the banner.
+ * and relay checks (conn meta keeps the socket's addresses as
+ * `orig_received_from` / `orig_received_via`), and the disk-space floor
+ * before the banner.
  */
 import assert from "node:assert/strict";
 import { startDnsServer } from "./support/dns_server.ts";
@@ -94,7 +96,10 @@ Deno.test("error limit, max_connections, idle timeout, XCLIENT and PROXY headers
     assert.equal(await c.reply(), "220 mx.test KumoMTA");
     assert.match((await c.cmd("EHLO c.test"))!, /\n250 XCLIENT ADDR PORT DESTADDR DESTPORT$/);
     assert.equal(await c.cmd("XCLIENT NAME=x"), "501 5.5.4 Bad XCLIENT attribute name: NAME");
-    assert.equal(await c.cmd("XCLIENT ADDR=10.9.9.9 PORT=4444"), "220 peer.test KumoMTA");
+    assert.equal(
+      await c.cmd("XCLIENT ADDR=10.9.9.9 PORT=4444 DESTADDR=10.1.1.1 DESTPORT=25"),
+      "220 peer.test KumoMTA",
+    );
     assert.match((await c.cmd("EHLO c.test"))!, /^250-peer\.test Aloha c\.test/);
     assert.equal(await c.cmd("MAIL FROM:<s@src.test>"), "250 OK <s@src.test>");
     assert.equal(await c.cmd("XCLIENT ADDR=10.0.0.1"), "503 mail transaction in progress");
@@ -104,6 +109,10 @@ Deno.test("error limit, max_connections, idle timeout, XCLIENT and PROXY headers
     assert.equal(ids.length, 1);
     const meta = JSON.parse(new TextDecoder().decode(readSpool(`${dir}/spool/meta`, ids[0])!));
     assert.equal(meta.meta.received_from, "10.9.9.9:4444");
+    assert.equal(meta.meta.received_via, "10.1.1.1:25");
+    // The socket's own addresses stay visible (lua-api.md §7.4).
+    assert.match(meta.meta.orig_received_from, /^127\.0\.0\.1:\d+$/);
+    assert.equal(meta.meta.orig_received_via, `127.0.0.1:${port}`);
     assert.equal(meta.meta.hostname, "peer.test");
     // Now pretend to be an outsider: relaying is refused for it.
     assert.equal(await c.cmd("XCLIENT ADDR=192.0.2.1 PORT=5"), "220 mx.test KumoMTA");
@@ -112,6 +121,17 @@ Deno.test("error limit, max_connections, idle timeout, XCLIENT and PROXY headers
       await c.cmd("RCPT TO:<r@remote.test>"),
       "550 5.7.1 relaying not permitted for 192.0.2.1:5",
     );
+    // A third XCLIENT: orig_* still name the socket, not an earlier XCLIENT.
+    assert.equal(await c.cmd("RSET"), "250 Reset state");
+    assert.equal(await c.cmd("XCLIENT ADDR=10.9.9.8 PORT=1"), "220 peer.test KumoMTA");
+    assert.equal(await c.cmd("MAIL FROM:<s@src.test>"), "250 OK <s@src.test>");
+    assert.equal(await c.cmd("RCPT TO:<r@remote.test>"), "250 OK <r@remote.test>");
+    assert.match((await c.cmd("DATA"))!, /^354 /);
+    const [again] = idsOf(await c.cmd("Subject: x\r\n\r\nhi\r\n."));
+    const m2 = JSON.parse(new TextDecoder().decode(readSpool(`${dir}/spool/meta`, again)!)).meta;
+    assert.equal(m2.received_from, "10.9.9.8:1");
+    assert.equal(m2.orig_received_from, meta.meta.orig_received_from);
+    assert.equal(m2.orig_received_via, `127.0.0.1:${port}`);
   }
 
   // PROXY v1 and v2 headers before the banner; a session without one is dropped.
@@ -132,6 +152,13 @@ Deno.test("error limit, max_connections, idle timeout, XCLIENT and PROXY headers
     assert.equal(await c.reply(), "220 peer.test KumoMTA");
     assert.equal(await c.cmd("MAIL FROM:<s@src.test>"), "250 OK <s@src.test>");
     assert.equal(await c.cmd("RCPT TO:<r@remote.test>"), "250 OK <r@remote.test>");
+    assert.match((await c.cmd("DATA"))!, /^354 /);
+    const [id] = idsOf(await c.cmd("Subject: x\r\n\r\nhi\r\n."));
+    const meta = JSON.parse(new TextDecoder().decode(readSpool(`${dir}/spool/meta`, id)!)).meta;
+    assert.equal(meta.received_from, "10.9.9.7:40000");
+    assert.equal(meta.received_via, "127.0.0.1:25");
+    assert.match(meta.orig_received_from, /^127\.0\.0\.1:\d+$/);
+    assert.equal(meta.orig_received_via, `127.0.0.1:${proxyPort}`);
   }
   {
     await using c = await RawSmtp.connect(proxyPort);

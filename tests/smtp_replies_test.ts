@@ -1,10 +1,13 @@
 /**
  * The built-in reply table (lua-api.md §9, queues-and-delivery.md §9.3),
  * driven by a raw node:net client against the real program: exact texts,
- * pipelining in one write, DATA-phase checks, and which replies become
+ * pipelining in one write, DATA-phase checks, EXPN/LHLO, bad sender syntax,
+ * XCLIENT when not allowed, max_messages_per_connection (452 within a
+ * transaction, 421 and close at its first RCPT), and which replies become
  * Rejection records.
  */
 import assert from "node:assert/strict";
+import { startDnsServer } from "./support/dns_server.ts";
 import {
   basePolicy,
   idsOf,
@@ -16,11 +19,13 @@ import {
 
 Deno.test("reply table, pipelining and Rejection records", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kumo-replies-" });
+  await using dns = await startDnsServer({});
   await using kumo = await startKumo(
     dir,
     basePolicy(
       dir,
       "max_message_size = 2000, max_recipients_per_message = 2, line_length_hard_limit = 100",
+      `kumo.dns.configure_resolver { name_servers = { '${dns.address}' } }`,
     ),
   );
   await using c = await RawSmtp.connect(kumo.port);
@@ -127,4 +132,68 @@ Deno.test("reply table, pipelining and Rejection records", async () => {
   assert.equal(big.sender, "p@y.test");
   assert.equal(big.recipient, "r@b.test");
   assert.equal(big.reception_protocol, null);
+});
+
+Deno.test("EXPN, LHLO, bad sender syntax, XCLIENT not allowed, max_messages_per_connection", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kumo-replies2-" });
+  await using dns = await startDnsServer({});
+  await using kumo = await startKumo(
+    dir,
+    basePolicy(
+      dir,
+      "max_messages_per_connection = 3",
+      `kumo.dns.configure_resolver { name_servers = { '${dns.address}' } }`,
+      `kumo.on('get_queue_config', function() return kumo.make_queue_config { retry_interval = '1h' } end)`,
+    ),
+  );
+  await using c = await RawSmtp.connect(kumo.port);
+  assert.equal(await c.reply(), "220 mx.test KumoMTA");
+  assert.equal(await c.cmd("EXPN staff"), "502 5.5.1 Command unimplemented");
+  assert.equal(await c.cmd("LHLO c.test"), "502 5.5.1 Command unimplemented");
+  assert.equal(await c.cmd("XCLIENT ADDR=10.0.0.1"), "550 insufficient authorization");
+  assert.equal(
+    await c.cmd("MAIL FROM:bad@x.test"),
+    "501 5.1.7 Invalid sender address syntax: expected <address>",
+  );
+  assert.equal(
+    await c.cmd("MAIL FROM:<a b@x.test>"),
+    "501 5.1.7 Invalid sender address syntax: invalid local part",
+  );
+  // max_messages_per_connection counts accepted RCPTs on the connection.
+  assert.equal(await c.cmd("MAIL FROM:<s@src.test>"), "250 OK <s@src.test>");
+  assert.equal(await c.cmd("RCPT TO:<a@dest.test>"), "250 OK <a@dest.test>");
+  assert.equal(await c.cmd("RCPT TO:<b@dest.test>"), "250 OK <b@dest.test>");
+  assert.match((await c.cmd("DATA"))!, /^354 /);
+  assert.equal(idsOf(await c.cmd("Subject: 1\r\n\r\none\r\n.")).length, 2);
+  assert.equal(await c.cmd("MAIL FROM:<s@src.test>"), "250 OK <s@src.test>");
+  assert.equal(await c.cmd("RCPT TO:<c@dest.test>"), "250 OK <c@dest.test>");
+  assert.equal(
+    await c.cmd("RCPT TO:<d@dest.test>"),
+    "452 4.5.3 too many recipients on this connection",
+    "the transaction already has a recipient",
+  );
+  assert.match((await c.cmd("DATA"))!, /^354 /);
+  assert.equal(idsOf(await c.cmd("Subject: 2\r\n\r\ntwo\r\n.")).length, 1);
+  assert.equal(await c.cmd("MAIL FROM:<s@src.test>"), "250 OK <s@src.test>");
+  assert.equal(
+    await c.cmd("RCPT TO:<e@dest.test>"),
+    "421 4.5.3 mx.test too many recipients on this connection",
+    "first RCPT of a transaction: 421 and close",
+  );
+  assert.ok(await c.waitClosed());
+  assert.equal(await kumo.stop(), 0);
+  const rej = readLogRecords(`${dir}/logs`).filter((r) => r.type === "Rejection").map((r) => {
+    const res = r.response as { code: number; command: string };
+    return [res.code, res.command];
+  });
+  assert.deepEqual(rej, [
+    [502, "EXPN staff"],
+    [502, "LHLO c.test"],
+    [550, "XCLIENT ADDR=10.0.0.1"],
+    [501, "MAIL FROM:bad@x.test"],
+    [501, "MAIL FROM:<a b@x.test>"],
+    [452, "RCPT TO:<d@dest.test>"],
+    [421, "RCPT TO:<e@dest.test>"],
+  ]);
+  await Deno.remove(dir, { recursive: true });
 });
