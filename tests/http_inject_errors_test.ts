@@ -44,6 +44,21 @@ Deno.test("inject errors: 4xx/5xx with reasons, nothing half-enqueued", async ()
       /^Error: failed parsing field 'content.text_body' as template: .*\(in template 'text_body.txt' line 1: 'Hi \{\{ name '\)$/,
     ],
     [
+      "Handlebars syntax",
+      postJson(url, req({ template_dialect: "Handlebars", content: { text_body: "{{#if}}" } })),
+      422,
+      /^Error: failed parsing field 'content\.text_body' as template: Parse error on line 1: .*\(in template 'text_body\.txt' line 1: '\{\{#if\}\}'\)$/,
+    ],
+    [
+      "from name template syntax",
+      postJson(
+        url,
+        req({ content: { text_body: "x", from: { email: "a@src.test", name: "{{ shop " } } }),
+      ),
+      422,
+      /^Error: failed parsing field 'content\.from\.name' as template: .*\(in template 'headers\[From\]' line 1: '\{\{ shop '\)$/,
+    ],
+    [
       "no body",
       postJson(url, req({ content: { subject: "x" } })),
       422,
@@ -123,6 +138,22 @@ Deno.test("inject errors: 4xx/5xx with reasons, nothing half-enqueued", async ()
   assert.deepEqual(body.failed_recipients, ["broken@@dest.test", "render@dest.test"]);
   assert.match(body.errors[0], /^broken@@dest\.test: /);
   assert.match(body.errors[1], /^render@dest\.test: .*not iterable/);
+
+  // Raw content that does not parse as MIME fails its recipients, not the request.
+  const badMime = await postJson(url, {
+    envelope_sender: "bounce@src.test",
+    recipients: [{ email: "mime@dest.test" }],
+    content: "Subject: x\r\nContent-Type: multipart/mixed\r\n\r\n--b\r\nhi\r\n--b--\r\n",
+  });
+  assert.equal(badMime.status, 200, badMime.text);
+  assert.deepEqual(JSON.parse(badMime.text), {
+    success_count: 0,
+    fail_count: 1,
+    failed_recipients: ["mime@dest.test"],
+    errors: [
+      "mime@dest.test: Cannot parse message: multipart/mixed without a boundary",
+    ],
+  });
 
   // gzip-compressed request, and deferred generation.
   const gz = await fetch(url, {

@@ -3,7 +3,10 @@
  * builder messages with per-recipient substitutions travel through the
  * spool and queue to a loopback SMTP sink; the bytes that arrive are checked
  * and parsed with a real MIME parser (postal-mime); Reception records carry
- * reception_protocol "HTTP"; /metrics counts what was sent.
+ * reception_protocol "HTTP"; /metrics counts what was sent. Builder
+ * features (amp bodies, reply_to, a `To` override, trace_headers), the
+ * Static and Handlebars dialects, contrib date filters and the MIME
+ * re-encoding of raw content are followed to the sink too.
  */
 import assert from "node:assert/strict";
 import PostalMime from "postal-mime";
@@ -70,7 +73,11 @@ end)`,
   const ana = byRcpt.get("ana@dest.test")!;
   assert.equal(ana.mailFrom, "bounce@src.test");
   const anaText = dec.decode(ana.data);
-  assert.match(anaText, /^X-KumoRef: [A-Za-z0-9+/=\r\n\t]+\r\nFrom: news@src\.test\r\n/);
+  // Raw content is re-serialized: Content-Type first, then the original fields.
+  assert.match(
+    anaText,
+    /^X-KumoRef: [A-Za-z0-9+/=\r\n\t]+\r\nContent-Type: text\/plain; charset="us-ascii"\r\nFrom: news@src\.test\r\n/,
+  );
   assert.ok(
     anaText.endsWith(
       "From: news@src.test\r\nSubject: Hi Ana\r\nMIME-Version: 1.0\r\n\r\n" +
@@ -151,4 +158,124 @@ end)`,
   }
   const cyRx = rx.find((r) => r.recipient === "cy@dest.test")!;
   assert.deepEqual((cyRx.meta as Record<string, unknown>).extra, { order: "A-9" });
+});
+
+/** The unfolded value of the first `name:` header of a raw message text. */
+function header(text: string, name: string): string | undefined {
+  const head = text.slice(0, text.indexOf("\r\n\r\n"));
+  const m = new RegExp(`(?:^|\r\n)${name}:[ \t]?((?:[^\r]|\r\n[ \t])*)`, "i").exec(head);
+  return m?.[1].replace(/\r\n[ \t]/g, " ");
+}
+
+Deno.test("inject: amp/reply_to/To override/trace_headers, Static and Handlebars, raw 8-bit re-encoded", async () => {
+  await using rig = await startHttpRig({
+    extra: `kumo.on('http_message_generated', function(msg, auth)
+  msg:set_meta('tenant', 'acme')
+end)`,
+  });
+  const url = `${rig.base}/api/inject/v1`;
+  const builder = await postJson(url, {
+    envelope_sender: "bounce@src.test",
+    recipients: [{ email: "ana@dest.test", name: "Ana" }],
+    trace_headers: {
+      received_header: true,
+      header_name: "X-Ref",
+      include_meta_names: ["tenant", "missing"],
+    },
+    content: {
+      from: { email: "news@src.test" },
+      reply_to: { email: "help@src.test", name: "Help {{ name }}" },
+      subject: "sent {{ 0|datetimeformat(format='short') }} {{ name|upper }}",
+      text_body: "text for {{ name }}",
+      amp_html_body: "<p>amp for {{ name }}</p>",
+      html_body: "<p>html for {{ name }}</p>",
+      headers: { To: "List <list@dest.test>", "X-A": "{{ email }}" },
+    },
+  });
+  assert.equal(builder.status, 200, builder.text);
+  const stat = await postJson(url, {
+    envelope_sender: "bounce@src.test",
+    recipients: [{ email: "bo@dest.test", name: "Bo" }],
+    template_dialect: "Static",
+    content: { subject: "{{ name }} stays", text_body: "Hi {{ name }}" },
+  });
+  assert.equal(stat.status, 200, stat.text);
+  const hbs = await postJson(url, {
+    envelope_sender: "bounce@src.test",
+    recipients: [{ email: "cy@dest.test", name: "Cy & Co", substitutions: { items: ["a", "b"] } }],
+    template_dialect: "Handlebars",
+    content: {
+      subject: "{{name}}",
+      text_body: "{{#each items}}{{this}} for {{name}}. {{/each}}",
+      html_body: "<p>{{name}}</p>",
+    },
+  });
+  assert.equal(hbs.status, 200, hbs.text);
+  const raw = await postJson(url, {
+    envelope_sender: "bounce@src.test",
+    recipients: [{ email: "di@dest.test", name: "Dí" }],
+    content:
+      "From: news@src.test\nSubject: {{ name }}\n\nGrüße, {{ name }}! See you at the shop next week.\n",
+  });
+  assert.equal(raw.status, 200, raw.text);
+
+  const got = await rig.sink.waitFor(4, 20_000);
+  const by = new Map(got.map((m) => [m.rcptTo[0], m]));
+
+  // Builder: part order text, amp, html; Reply-To; the headers map's To wins.
+  const ana = by.get("ana@dest.test")!;
+  const anaText = dec.decode(ana.data);
+  const parsed = await PostalMime.parse(ana.data);
+  assert.equal(parsed.subject, "sent 1970-01-01 00:00 ANA");
+  assert.deepEqual(parsed.replyTo, [{ address: "help@src.test", name: "Help Ana" }]);
+  assert.deepEqual(parsed.to, [{ address: "list@dest.test", name: "List" }]);
+  assert.equal((anaText.match(/\r\nTo: /g) ?? []).length, 1, anaText);
+  assert.equal(header(anaText, "X-A"), "ana@dest.test");
+  assert.equal(parsed.text?.trim(), "text for Ana");
+  assert.equal(parsed.html?.trim(), "<p>html for Ana</p>");
+  const iText = anaText.indexOf("Content-Type: text/plain");
+  const iAmp = anaText.indexOf("Content-Type: text/x-amp-html");
+  const iHtml = anaText.indexOf("Content-Type: text/html");
+  assert.ok(iText > 0 && iText < iAmp && iAmp < iHtml, anaText);
+  assert.match(anaText, /<p>amp for Ana<\/p>/);
+  assert.match(
+    anaText,
+    /^Content-Type: multipart\/alternative;|\r\nContent-Type: multipart\/alternative;/,
+  );
+  // trace_headers: X-Ref (with the meta named) first, then Received.
+  assert.ok(anaText.startsWith("X-Ref: "), anaText);
+  assert.equal(header(anaText, "X-KumoRef"), undefined);
+  const ref = JSON.parse(atob(header(anaText, "X-Ref")!.replace(/\s+/g, "")));
+  assert.deepEqual(ref, { "_@_": "\\_/", recipient: "ana@dest.test", tenant: "acme" });
+  const received = header(anaText, "Received")!;
+  assert.match(
+    received,
+    /^from src\.test \(127\.0\.0\.1\) +by \S+ \(KumoMTA\) +with HTTP id [0-9a-f]{32} for <ana@dest\.test>; +[A-Z][a-z]{2}, \d{1,2} [A-Z][a-z]{2} \d{4} /,
+  );
+  assert.ok(anaText.indexOf("\r\nReceived: ") < anaText.indexOf("\r\nContent-Type: "));
+
+  // Static: nothing expanded.
+  const bo = await PostalMime.parse(by.get("bo@dest.test")!.data);
+  assert.equal(bo.subject, "{{ name }} stays");
+  assert.equal(bo.text?.trim(), "Hi {{ name }}");
+  assert.deepEqual(bo.to, [{ address: "bo@dest.test", name: "Bo" }]);
+
+  // Handlebars: recursive lookup, escaping only in the HTML body.
+  const cy = await PostalMime.parse(by.get("cy@dest.test")!.data);
+  assert.equal(cy.subject, "Cy & Co");
+  assert.equal(cy.text?.trim(), "a for Cy & Co. b for Cy & Co.");
+  assert.equal(cy.html?.trim(), "<p>Cy &amp; Co</p>");
+
+  // Raw 8-bit text arrives re-encoded: quoted-printable UTF-8, Subject RFC 2047
+  // (the template's one trailing newline is dropped, so QP ends on a soft break).
+  const diData = by.get("di@dest.test")!.data;
+  const di = dec.decode(diData);
+  assert.match(
+    di,
+    /\r\nContent-Type: text\/plain; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\nFrom: news@src\.test\r\nSubject: =\?UTF-8\?[BQ]\?[^\r]+\?=\r\nMIME-Version: 1\.0\r\n\r\nGr=C3=BC=C3=9Fe, D=C3=AD! See you at the shop next week\.=\r\n$/,
+  );
+  assert.ok(diData.every((b) => b < 0x80), "the message is 7-bit clean");
+  const diParsed = await PostalMime.parse(diData);
+  assert.equal(diParsed.subject, "Dí");
+  assert.equal(diParsed.text, "Grüße, Dí! See you at the shop next week.");
 });

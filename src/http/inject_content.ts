@@ -103,17 +103,29 @@ export function prepareContent(req: InjectRequest): PreparedContent {
   checkAddress(content.replyTo, "content.reply_to");
   const attachments = content.attachments.map(decodeAttachment);
   const sources: TemplateSource[] = [];
-  const add = (name: string, field: string, source: string | null) => {
-    if (source !== null) sources.push({ name, field, source });
+  const add = (name: string, field: string, source: string | null, display?: string) => {
+    if (source !== null) sources.push({ name, field, source, display });
   };
   add("text_body.txt", "content.text_body", content.textBody);
   add("html_body.html", "content.html_body", content.htmlBody);
   add("amp_html_body.html", "content.amp_html_body", content.ampHtmlBody);
   add("headers[Subject]", "content.subject", content.subject);
-  add("headers[From].email", "content.from.email", content.from?.email ?? null);
-  add("headers[From].name", "content.from.name", content.from?.name ?? null);
-  add("headers[Reply-To].email", "content.reply_to.email", content.replyTo?.email ?? null);
-  add("headers[Reply-To].name", "content.reply_to.name", content.replyTo?.name ?? null);
+  // The address and the display name render apart (the name is encoded after
+  // rendering); errors name the header, as upstream's `headers[<Name>]`.
+  add("headers[From].email", "content.from.email", content.from?.email ?? null, "headers[From]");
+  add("headers[From].name", "content.from.name", content.from?.name ?? null, "headers[From]");
+  add(
+    "headers[Reply-To].email",
+    "content.reply_to.email",
+    content.replyTo?.email ?? null,
+    "headers[Reply-To]",
+  );
+  add(
+    "headers[Reply-To].name",
+    "content.reply_to.name",
+    content.replyTo?.name ?? null,
+    "headers[Reply-To]",
+  );
   for (const [k, v] of content.headers) add(`headers[${k}]`, `content.headers.${k}`, v);
   const set = compileTemplates(req.templateDialect, sources);
 

@@ -45,11 +45,16 @@ export interface MimeInput {
   boundary?: () => string;
 }
 
-interface Part {
-  /** Content-Type value and extra headers, in order. */
+/** One MIME entity ready to serialize. */
+export interface Part {
+  /** Header fields in order; a multipart's first is its Content-Type. */
   headers: [string, string][];
   /** Encoded body text (CRLF lines) or children for multiparts. */
   body: string | Part[];
+  /** The boundary of a multipart (default: read from its first header). */
+  boundary?: string;
+  /** Header lines already formatted (with CRLF), written after `headers` verbatim. */
+  rawHeaders?: string;
 }
 
 function randomBoundary(): string {
@@ -58,12 +63,22 @@ function randomBoundary(): string {
   return "kumo-" + Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
-function textPart(subtype: string, text: string): Part {
+/**
+ * A text leaf: CRLF line ends, UTF-8, `charset="us-ascii"` or `"utf-8"`,
+ * 7bit or the smaller of quoted-printable and base64; `params` are extra
+ * Content-Type parameters (e.g. `; format=flowed`).
+ *
+ * @example
+ * ```ts
+ * textPart("plain", "café").headers; // [["Content-Type", 'text/plain; charset="utf-8"'], ["Content-Transfer-Encoding", "quoted-printable"]]
+ * ```
+ */
+export function textPart(subtype: string, text: string, params = ""): Part {
   const bytes = utf8(text.replace(/\r\n|\r|\n/g, "\r\n"));
   const e = encodeBody(bytes, true);
   const headers: [string, string][] = [[
     "Content-Type",
-    `text/${subtype}; charset="${charsetOf(bytes)}"`,
+    `text/${subtype}; charset="${charsetOf(bytes)}"${params}`,
   ]];
   if (e.cte !== "7bit") headers.push(["Content-Transfer-Encoding", e.cte]);
   return { headers, body: e.text };
@@ -97,14 +112,28 @@ function multipart(subtype: string, children: Part[], boundary: () => string): P
 }
 
 function boundaryOf(p: Part): string {
-  return /boundary="([^"]+)"/.exec(p.headers[0][1])![1];
+  return p.boundary ?? /boundary="([^"]+)"/.exec(p.headers[0][1])![1];
 }
 
-function serialize(p: Part, out: string[]): void {
+/**
+ * Append one entity (headers, blank line, body; children between their
+ * delimiters) to `out` as CRLF text.
+ *
+ * @example
+ * ```ts
+ * const out: string[] = [];
+ * serializePart({ headers: [["Content-Type", "text/plain"]], body: "hi\r\n" }, out);
+ * out.join(""); // "Content-Type: text/plain\r\n\r\nhi\r\n"
+ * ```
+ */
+export function serializePart(p: Part, out: string[]): void {
   for (const [n, v] of p.headers) out.push(headerLine(n, v));
+  if (p.rawHeaders) out.push(p.rawHeaders);
   out.push("\r\n");
   serializeBody(p, out);
 }
+
+const serialize = serializePart;
 
 function serializeBody(p: Part, out: string[]): void {
   if (typeof p.body === "string") {
