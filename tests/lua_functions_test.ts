@@ -634,3 +634,45 @@ Deno.test("generate_rfc3464_message: expiration with headers only, and when no r
     /log_record\.recipient is missing/,
   );
 });
+
+Deno.test("kumo.format_queue_config_toml / format_egress_path_config_toml round-trip", async () => {
+  await using p = await loadTestPolicy(`
+    kumo.on('t', function()
+      local q = kumo.make_queue_config {
+        retry_interval = '5m', max_message_rate = '10/s',
+        protocol = { smtp = { mx_list = { 'mx.example.test' } } },
+      }
+      local text = kumo.format_queue_config_toml(q)
+      assert(text:find('retry_interval = "5m"', 1, true) and text:find('[protocol.smtp]', 1, true), text)
+      local back = kumo.make_queue_config(kumo.serde.toml_parse(text))
+      assert(back.retry_interval == '5m' and back.max_message_rate == '10/s', 'round trip')
+      assert(back.protocol.smtp.mx_list[1] == 'mx.example.test', 'nested table')
+      -- a plain table (as invoke_get_* returns) is validated first
+      assert(kumo.format_queue_config_toml({ max_age = '1h' }):find('max_age = "1h"', 1, true), 'table')
+      local ok, err = pcall(kumo.format_queue_config_toml, { bogus = 1 })
+      assert(not ok and tostring(err):find('unknown field', 1, true), tostring(err))
+      ok, err = pcall(kumo.format_queue_config_toml, kumo.make_egress_path {})
+      assert(not ok and tostring(err):find('expected a QueueConfig object', 1, true), tostring(err))
+      local e = kumo.format_egress_path_config_toml(kumo.make_egress_path { connection_limit = 5, prohibited_hosts = {} })
+      local eback = kumo.make_egress_path(kumo.serde.toml_parse(e))
+      assert(eback.connection_limit == 5 and #eback.prohibited_hosts == 0, e)
+      return 'ok'
+    end)
+  `);
+  assert.equal(await p.run("t"), "ok");
+});
+
+Deno.test("accepted-and-recorded init knobs validate their argument", async () => {
+  await using p = await loadTestPolicy(`
+    kumo.on('t', function()
+      kumo.configure_accounting_db_path ':memory:'
+      kumo.suspend_delivery_when_spool_unhealthy(false)
+      local ok, err = pcall(kumo.configure_accounting_db_path, nil)
+      assert(not ok and tostring(err):find('expected a path string', 1, true), tostring(err))
+      ok, err = pcall(kumo.suspend_delivery_when_spool_unhealthy, 'no')
+      assert(not ok and tostring(err):find('invalid value no: expected a boolean', 1, true), tostring(err))
+      return 'ok'
+    end)
+  `);
+  assert.equal(await p.run("t"), "ok");
+});

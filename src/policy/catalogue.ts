@@ -91,11 +91,27 @@ export function buildCatalogue(
       }
       return x;
     }, (v) => cfg.logHooks.push(v)),
-    configure_accounting_db_path: ((path: string) => {
-      cfg.accountingDbPath = String(path);
+    // Accepted, validated and recorded; kumo-edge keeps no accounting database
+    // and does not suspend delivery on spool health (README, "The policy").
+    configure_accounting_db_path: ((path: unknown) => {
+      if (typeof path !== "string") {
+        throw new TypeError(
+          `kumo.configure_accounting_db_path: invalid value ${
+            String(path ?? "nil")
+          }: expected a path string`,
+        );
+      }
+      cfg.accountingDbPath = path;
     }) as Fn,
-    suspend_delivery_when_spool_unhealthy: ((b: boolean) => {
-      cfg.suspendWhenSpoolUnhealthy = Boolean(b);
+    suspend_delivery_when_spool_unhealthy: ((b: unknown) => {
+      if (typeof b !== "boolean") {
+        throw new TypeError(
+          `kumo.suspend_delivery_when_spool_unhealthy: invalid value ${
+            String(b ?? "nil")
+          }: expected a boolean`,
+        );
+      }
+      cfg.suspendWhenSpoolUnhealthy = b;
     }) as Fn,
     set_config_monitor_globs: ((globs: string[]) => {
       cfg.configMonitorGlobs = [...globs];

@@ -28,6 +28,7 @@ import { taskFunctions } from "./tasks.ts";
 import { UNSUPPORTED_LUA } from "./unsupported.ts";
 import { TRACE_HEADER_FUNCTIONS } from "./trace_header.ts";
 import { RFC3464_FUNCTIONS } from "./rfc3464.ts";
+import { CONFIG_FORMAT_FUNCTIONS } from "./config_format.ts";
 
 type Fn = (...args: never[]) => unknown;
 type AsyncFn = (...args: never[]) => Promise<unknown>;
@@ -46,6 +47,7 @@ function build(engine: () => PolicyEngine | undefined, runtime: PolicyRuntime) {
     ...tasks.sync,
     ...TRACE_HEADER_FUNCTIONS,
     ...RFC3464_FUNCTIONS,
+    ...CONFIG_FORMAT_FUNCTIONS,
   };
   const async: Record<string, AsyncFn> = {
     ...TIME_ASYNC_FUNCTIONS,
