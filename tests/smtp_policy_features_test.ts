@@ -140,6 +140,9 @@ Deno.test("dynamic params, EHLO list, disconnect, splitting, deferred spool, con
 
     for (const x of [b, d, g, h]) x.close();
     assert.equal(await kumo.stop(), 0);
+    // deferred_spool: the message still only in memory is written at shutdown.
+    assert.match(dec(readSpool(`${dir}/spool/data`, deferred)) ?? "", /\r\nSubject: deferred\r\n/);
+    assert.equal(meta(deferred).recipient, "x@slow.test", "deferred message in the meta spool");
     const receptions = readLogRecords(`${dir}/logs`).filter((r) => r.type === "Reception");
     const logged = new Set(receptions.map((r) => r.id));
     for (const id of [...ids, ...byDomain, deferred]) assert.ok(logged.has(id), `logged ${id}`);

@@ -3,14 +3,18 @@
  * spool holds the byte-exact body under Received/X-KumoRef, the meta record
  * holds the envelope and connection meta, the Reception log has the record,
  * an idle session gets `421 4.3.2 … shutting down` at SIGTERM, and a restart
- * finds the message again (spool_message_enumerated fires).
+ * finds the message again (spool_message_enumerated fires) — also with the
+ * `RocksDB` (segment-log) spool.
  */
 import assert from "node:assert/strict";
+import { startDnsServer } from "./support/dns_server.ts";
 import {
   basePolicy,
+  idsOf,
   RawSmtp,
   readLogRecords,
   readSpool,
+  readSpoolRecords,
   run,
   startKumo,
 } from "./support/kumo_process.ts";
@@ -111,4 +115,55 @@ end)`,
   assert.ok(err.includes(`enumerated ${ids[1]} two@other.test`), err);
   assert.ok(err.includes("spool enumeration complete: 2 messages"), err);
   assert.equal(await again.stop(), 0);
+});
+
+Deno.test("RocksDB spool: an acknowledged message is found again after restart", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kumo-recv-rocks-" });
+  // Held an hour (no delivery attempt); dest.test would never be answered anyway.
+  await using dns = await startDnsServer({ drop: ["dest.test"] });
+  const holdUntil = new Date(Date.now() + 3600_000).toISOString();
+  const policy = basePolicy(
+    dir,
+    "",
+    `kumo.dns.configure_resolver { name_servers = { '${dns.address}' } }`,
+    `kumo.on('get_queue_config', function() return kumo.make_queue_config { retry_interval = '1h' } end)
+kumo.on('smtp_server_message_received', function(msg)
+  msg:set_scheduling { first_attempt = '${holdUntil}' }
+end)
+kumo.on('spool_message_enumerated', function(msg)
+  kumo.log_info('enumerated ' .. msg:id() .. ' ' .. tostring(msg:recipient()))
+end)`,
+  ).replaceAll(/kumo\.define_spool \{ name = '(data|meta)',/g, "$& kind = 'RocksDB',");
+  let id: string;
+  {
+    await using kumo = await startKumo(dir, policy);
+    await using c = await RawSmtp.connect(kumo.port);
+    assert.equal(await c.reply(), "220 mx.test KumoMTA");
+    assert.match((await c.cmd("EHLO client.test"))!, /^250-mx\.test Aloha client\.test/);
+    assert.equal(await c.cmd("MAIL FROM:<sender@origin.test>"), "250 OK <sender@origin.test>");
+    assert.equal(await c.cmd("RCPT TO:<one@dest.test>"), "250 OK <one@dest.test>");
+    assert.match((await c.cmd("DATA"))!, /^354 /);
+    [id] = idsOf(await c.cmd("Subject: rocks\r\n\r\n..dot\r\nbody\r\n."));
+    assert.equal(await c.cmd("QUIT"), "221 So long, and thanks for all the fish!");
+    assert.equal(await kumo.stop(), 0);
+  }
+  assert.ok(Deno.statSync(`${dir}/spool/data/log`).isDirectory, "the segment-log layout");
+  const data = await readSpoolRecords(`${dir}/spool/data`, "RocksDB", [id]);
+  assert.match(
+    new TextDecoder().decode(data.get(id)),
+    /\r\nSubject: rocks\r\n\r\n\.dot\r\nbody\r\n$/,
+  );
+  const meta = await readSpoolRecords(`${dir}/spool/meta`, "RocksDB", [id]);
+  const rec = JSON.parse(new TextDecoder().decode(meta.get(id)));
+  assert.equal(rec.recipient, "one@dest.test");
+  assert.equal(rec.meta.ehlo_domain, "client.test");
+
+  await using again = await startKumo(dir, policy);
+  const until = Date.now() + 10_000;
+  while (!again.stderr().includes(`enumerated ${id}`) && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok(again.stderr().includes(`enumerated ${id} one@dest.test`), again.stderr());
+  assert.equal(await again.stop(), 0);
+  await Deno.remove(dir, { recursive: true });
 });

@@ -17,9 +17,17 @@
  *
  * Durability: a store with `sync` (or any store when the spool was opened
  * with `flush`) resolves only after the file and its directory entries are
- * fsynced. Such stores go through GroupCommit: all that arrive while one
- * round of fsyncs runs share the next round — file fsyncs in parallel, then
- * one fsync per distinct directory — so load does not serialise on fsync.
+ * on stable storage. Where Deno FFI can reach libc (Linux, `-A`), that is
+ * done with `syncfs(2)` on the spool's filesystem (fs_sync.ts), shared by
+ * every store in flight on it — the data and meta spools included: the temp
+ * file is written, one `syncfs` makes its bytes durable, it is renamed into
+ * place, a second `syncfs` makes the name durable. Stores that arrive while
+ * a `syncfs` runs share the next one, so a batch of N messages costs about
+ * two `syncfs` calls (one under steady load, as one batch's second call is
+ * the next batch's first), not 2N fsyncs. The price: `syncfs` also flushes
+ * whatever else is dirty on that filesystem — give the spool its own.
+ * Without FFI, stores go through GroupCommit instead: file fdatasyncs in
+ * parallel, renames, then one fsync per distinct directory.
  *
  * Operations on one id apply in request order: a store or remove supersedes
  * any earlier store of that id still in flight (its temp file is dropped).
@@ -34,6 +42,7 @@
 import * as fsp from "node:fs/promises";
 import process from "node:process";
 import { GroupCommit } from "./group_commit.ts";
+import { coalesce, type FsSync, openFsSync } from "./fs_sync.ts";
 import {
   InvalidSpoolIdError,
   type Spool,
@@ -50,6 +59,16 @@ export interface LocalDiskSpoolOptions {
   flush?: boolean;
   /** Extra wait before a group commit starts (ms). @default 0 */
   groupCommitDelayMs?: number;
+  /**
+   * Use per-file fsync even where `syncfs` is available.
+   * @default false
+   */
+  perFileSync?: boolean;
+  /**
+   * Replaces the filesystem-wide sync (`syncfs`); it must make every write
+   * that completed before the call durable. For tests.
+   */
+  syncFilesystem?: () => Promise<void>;
 }
 
 interface PendingSync {
@@ -162,6 +181,9 @@ export class LocalDiskSpool implements Spool {
   #unsyncedDirs = new Set<string>();
   #inflight = new Set<Promise<unknown>>();
   #gc: GroupCommit<PendingSync>;
+  /** The shared filesystem sync, when stores use it (else per-file fsync). */
+  #fsSync: FsSync | null = null;
+  #fsSyncFn: (() => Promise<void>) | null = null;
 
   private constructor(path: string, lockPath: string, options: LocalDiskSpoolOptions) {
     this.path = path;
@@ -190,11 +212,35 @@ export class LocalDiskSpool implements Spool {
       for (const name of await fsp.readdir(`${root}/new`)) {
         await fsp.rm(`${root}/new/${name}`, { recursive: true, force: true });
       }
+      if (options.syncFilesystem) {
+        const injected = coalesce(options.syncFilesystem);
+        spool.#fsSyncFn = () => injected.sync();
+      } else if (!options.perFileSync) {
+        spool.#fsSync = await openFsSync(root);
+        const fsSync = spool.#fsSync;
+        if (fsSync) spool.#fsSyncFn = () => fsSync.sync();
+      }
     } catch (e) {
       await spool.close();
       throw e;
     }
     return spool;
+  }
+
+  /**
+   * How synced stores are made durable: `"syncfs"` (one filesystem-wide
+   * sync shared by every store in flight) or `"fsync"` (per file and directory).
+   */
+  get syncMode(): "syncfs" | "fsync" {
+    return this.#fsSyncFn === null ? "fsync" : "syncfs";
+  }
+
+  /**
+   * `syncfs` calls made so far on this spool's filesystem, by every spool
+   * there (0 in `"fsync"` mode or with an injected `syncFilesystem`).
+   */
+  get fsSyncCalls(): number {
+    return this.#fsSync?.calls ?? 0;
   }
 
   /** Why an operation on `id` cannot run, if it cannot (reported as a rejection). */
@@ -236,7 +282,8 @@ export class LocalDiskSpool implements Spool {
         if (errCode(e) !== "EEXIST") throw e;
       }
       // Even on EEXIST: a concurrent creator's entry may not be fsynced yet.
-      this.#unsyncedDirs.add(i === 0 ? this.#dataDir : levels[i - 1]);
+      // (syncfs covers directories: nothing to remember then.)
+      if (this.#fsSyncFn === null) this.#unsyncedDirs.add(i === 0 ? this.#dataDir : levels[i - 1]);
       this.#knownDirs.add(dir);
     }
   }
@@ -311,7 +358,21 @@ export class LocalDiskSpool implements Spool {
         await fsp.unlink(tmp).catch(() => {});
         throw e;
       }
-      if (sync) {
+      if (sync && this.#fsSyncFn !== null) {
+        await fh.close();
+        try {
+          await this.#fsSyncFn(); // the temp file's bytes are durable...
+        } catch (e) {
+          await fsp.unlink(tmp).catch(() => {});
+          throw this.#syncError(e);
+        }
+        // ...before its name is; then the name (and any new directory).
+        if (await this.#publish(id, seq, tmp)) {
+          await this.#fsSyncFn().catch((e) => {
+            throw this.#syncError(e);
+          });
+        }
+      } else if (sync) {
         await this.#gc.submit({ fh, id, seq, tmp });
       } else {
         await fh.close();
@@ -320,6 +381,16 @@ export class LocalDiskSpool implements Spool {
     } finally {
       this.#forget(id, seq);
     }
+  }
+
+  #syncError(e: unknown): SpoolError {
+    return new SpoolError(
+      `Cannot sync spool "${this.path}": ${(e as Error)?.message ?? e}`,
+      this.path,
+      {
+        cause: e,
+      },
+    );
   }
 
   /** One group commit: fsync files, rename them into place, fsync directories. */
@@ -418,6 +489,7 @@ export class LocalDiskSpool implements Spool {
     this.#closed = true;
     while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
     await this.#gc.drain();
+    this.#fsSync?.release();
     try {
       const pid = parseInt((await fsp.readFile(this.#lockPath, "utf8")).trim(), 10);
       if (pid === process.pid) await fsp.unlink(this.#lockPath);

@@ -12,6 +12,7 @@
 import net from "node:net";
 import type { Buffer } from "node:buffer";
 import { zstdDecompressSync } from "node:zlib";
+import { openSpool, type SpoolKind } from "../../src/spool/mod.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 
@@ -232,6 +233,28 @@ export function readSpool(spoolDir: string, id: string): Uint8Array | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * The records of `ids` in a spool of either kind, read through the spool
+ * itself (kumo must not be running on it). Missing ids are left out.
+ */
+export async function readSpoolRecords(
+  spoolDir: string,
+  kind: SpoolKind,
+  ids: readonly string[],
+): Promise<Map<string, Uint8Array>> {
+  const spool = await openSpool({ name: "test", path: spoolDir, kind });
+  const out = new Map<string, Uint8Array>();
+  try {
+    for (const id of ids) {
+      const bytes = await spool.load(id);
+      if (bytes !== null) out.set(id, bytes);
+    }
+  } finally {
+    await spool.close();
+  }
+  return out;
 }
 
 /** Run a command to completion; returns exit code and output. */
