@@ -12,6 +12,7 @@ import { startSmtpSink } from "./support/smtp_sink.ts";
 import { type Harness, policyText, startHarness } from "./support/queue_harness.ts";
 import { freePort, startHaProxy } from "./support/deliver_e2e.ts";
 import { Message } from "../src/message/message.ts";
+import { selfSignedPem, startMiniMx } from "./support/mini_mx.ts";
 
 const ZONES = {
   "dest.test": { MX: [{ pref: 10, host: "mx1.dest.test" }] },
@@ -291,4 +292,174 @@ end)`;
     protocol: "haproxy",
   });
   await Deno.remove(dir, { recursive: true }).catch(() => {});
+});
+
+const TWO_SITES = {
+  "a.test": { MX: [{ pref: 10, host: "mx.a.test" }] },
+  "mx.a.test": { A: ["127.0.0.2"] },
+  "b.test": { MX: [{ pref: 10, host: "mx.b.test" }] },
+  "mx.b.test": { A: ["127.0.0.3"] },
+};
+
+Deno.test("additional_connection_limits are shared by name across ready queues", async () => {
+  await using dns = await startDnsServer({ zones: TWO_SITES });
+  await using sink = await startSmtpSink({ addresses: ["127.0.0.2", "127.0.0.3"], delayMs: 100 });
+  await using h = await startHarness(policyText({
+    dns: dns.address,
+    port: sink.port,
+    path: "connection_limit = 4, idle_timeout = '100ms', " +
+      "additional_connection_limits = { ['fixes-shared-conn'] = 1 }",
+  }));
+  for (let i = 0; i < 3; i++) {
+    await h.inject("s@src.test", `r${i}@a.test`);
+    await h.inject("s@src.test", `r${i}@b.test`);
+  }
+  await sink.waitFor(6, 20_000);
+  assert.equal(h.qm.readyQueues().length, 2);
+  assert.equal(sink.maxConcurrent, 1, "one connection at a time over both sites");
+});
+
+Deno.test("additional_message_rate_throttles are shared by name across ready queues", async () => {
+  await using dns = await startDnsServer({ zones: TWO_SITES });
+  await using sink = await startSmtpSink({ addresses: ["127.0.0.2", "127.0.0.3"] });
+  await using h = await startHarness(policyText({
+    dns: dns.address,
+    port: sink.port,
+    path: "additional_message_rate_throttles = { ['fixes-shared-rate'] = '2/h' }",
+  }));
+  for (let i = 0; i < 2; i++) {
+    await h.inject("s@src.test", `r${i}@a.test`);
+    await h.inject("s@src.test", `r${i}@b.test`);
+  }
+  const delayed = await h.logs.waitFor("Delayed", 2, 10_000);
+  for (const d of delayed) {
+    assert.match(
+      d.response.content,
+      /^Context: ready queue .* additional_message_rate_throttles fixes-shared-rate throttled\. Next due in /,
+    );
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(sink.messages.length, 2, "two sends per hour over both sites together");
+  assert.equal(h.logs.of("Delivery").length, 2);
+});
+
+Deno.test("source_selection_rate moves selection to other sources, then no source is eligible", async () => {
+  await using dns = await startDnsServer({ zones: ZONES });
+  await using sink = await startSmtpSink({ addresses: ["127.0.0.2"] });
+  const extra = `
+kumo.on('get_egress_pool', function(name)
+  if name == 'single' then
+    return kumo.make_egress_pool { name = name, entries = { { name = 'ip-a' } } }
+  end
+  return kumo.make_egress_pool { name = name, entries = { { name = 'ip-a' }, { name = 'ip-b' } } }
+end)
+kumo.on('get_egress_source', function(name)
+  local ips = { ['ip-a'] = '127.0.0.11', ['ip-b'] = '127.0.0.12' }
+  return kumo.make_egress_source { name = name, source_address = ips[name] }
+end)`;
+  const queue = "egress_pool = (domain == 'dest.test') and 'both' or 'single'";
+  const path = "source_selection_rate = (source == 'ip-a') and '1/h' or nil";
+  await using h = await startHarness(
+    policyText({ dns: dns.address, port: sink.port, queue, path, extra }),
+  );
+  for (let i = 0; i < 4; i++) await h.inject("s@src.test", `r${i}@dest.test`);
+  await sink.waitFor(4, 10_000);
+  const from = sink.messages.map((m) => m.remoteAddress);
+  assert.equal(from.filter((a) => a === "127.0.0.11").length, 1, JSON.stringify(from));
+  assert.equal(from.filter((a) => a === "127.0.0.12").length, 3, JSON.stringify(from));
+  assert.equal(h.logs.of("TransientFailure").length, 0);
+});
+
+Deno.test("source_selection_rate with every source refused: TransientFailure no sources eligible", async () => {
+  await using dns = await startDnsServer({ zones: ZONES });
+  await using sink = await startSmtpSink({ addresses: ["127.0.0.2"] });
+  await using h = await startHarness(policyText({
+    dns: dns.address,
+    port: sink.port,
+    path: "source_selection_rate = '1/h'",
+  }));
+  await h.inject("s@src.test", "first@dest.test");
+  await h.logs.waitFor("Delivery", 1);
+  await h.inject("s@src.test", "second@dest.test");
+  const [tf] = await h.logs.waitFor("TransientFailure", 1);
+  assert.equal(tf.response.code, 451);
+  assert.equal(
+    tf.response.content,
+    "KumoMTA internal: no sources for dest.test pool=`unspecified` are eligible for selection at this time",
+  );
+  assert.equal(tf.recipient, "second@dest.test");
+});
+
+const LMTP_ZONES = {
+  "lmtp.test": { MX: [{ pref: 10, host: "mx.lmtp.test" }] },
+  "mx.lmtp.test": { A: ["127.0.0.7"] },
+};
+
+Deno.test("use_lmtp: LHLO and one outcome per recipient from the replies after the dot", async () => {
+  await using dns = await startDnsServer({ zones: LMTP_ZONES });
+  await using mx = await startMiniMx({
+    address: "127.0.0.7",
+    lmtp: true,
+    rcptDotReply: (r) =>
+      r.startsWith("full@") ? "452 4.2.2 mailbox full" : `250 2.1.5 <${r}> delivered`,
+  });
+  await using h = await startHarness(
+    policyText({ dns: dns.address, port: mx.port, path: "use_lmtp = true" }),
+  );
+  await h.inject("s@src.test", ["ok@lmtp.test", "full@lmtp.test"]);
+  const [d] = await h.logs.waitFor("Delivery", 1);
+  const [tf] = await h.logs.waitFor("TransientFailure", 1);
+  assert.equal(mx.messages[0].greetingVerb, "LHLO");
+  assert.equal(mx.messages[0].greeting, "host.test");
+  assert.equal(d.recipient, "ok@lmtp.test");
+  assert.equal(d.response.content, "<ok@lmtp.test> delivered");
+  assert.equal(tf.recipient, "full@lmtp.test");
+  assert.equal(tf.response.code, 452);
+  assert.equal(tf.response.content, "mailbox full");
+});
+
+Deno.test("tls_certificate / tls_private_key: the client certificate is presented in STARTTLS", async () => {
+  const server = await selfSignedPem("mx.lmtp.test");
+  const client = await selfSignedPem("kumo-client.test");
+  if (!server || !client) {
+    console.log("skipped: openssl is not installed");
+    return;
+  }
+  const dir = await Deno.makeTempDir({ prefix: "kumo-fixes-cert-" });
+  await Deno.writeTextFile(`${dir}/client.pem`, client.cert);
+  await Deno.writeTextFile(`${dir}/client.key`, client.key);
+  await using dns = await startDnsServer({ zones: LMTP_ZONES });
+  await using mx = await startMiniMx({ address: "127.0.0.7", tls: server });
+  await using h = await startHarness(policyText({
+    dns: dns.address,
+    port: mx.port,
+    path: `enable_tls = 'RequiredInsecure', tls_certificate = '${dir}/client.pem', ` +
+      `tls_private_key = { key_data = [[${client.key}]] }`,
+  }));
+  await h.inject("s@src.test", "r@lmtp.test");
+  const [d] = await h.logs.waitFor("Delivery", 1);
+  assert.ok(d.tls_protocol_version, "delivered over TLS");
+  assert.deepEqual(mx.messages[0].clientCert, { CN: "kumo-client.test" });
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+});
+
+Deno.test("system_shutdown_timeout aborts an in-flight delivery at shutdown; the message stays spooled", async () => {
+  await using dns = await startDnsServer({ zones: LMTP_ZONES });
+  await using mx = await startMiniMx({ address: "127.0.0.7", holdDot: true });
+  await using h = await startHarness(policyText({
+    dns: dns.address,
+    port: mx.port,
+    path: "system_shutdown_timeout = '300ms', data_dot_timeout = '60s'",
+  }));
+  const msg = await h.inject("s@src.test", "r@lmtp.test");
+  await mx.waitForBodies(1);
+  const t0 = Date.now();
+  await h.stopQueues();
+  const took = Date.now() - t0;
+  assert.ok(took < 15_000, `shutdown took ${took} ms (data_dot_timeout is 60 s)`);
+  const [tf] = await h.logs.waitFor("TransientFailure", 1);
+  assert.equal(tf.id, msg.id);
+  assert.equal(tf.response.code, 400);
+  assert.match(tf.response.content, /^KumoMTA internal: failed to send message: /);
+  assert.equal(await h.spooled(), 1, "still in the spool for the next start");
 });

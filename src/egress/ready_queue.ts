@@ -34,6 +34,14 @@ import {
 } from "../metrics/kumo_metrics.ts"; // [metrics]
 import type { DeliveryDriver, DeliverySession } from "./delivery_driver.ts";
 import {
+  acquireConnectionLeases,
+  namedThrottles,
+  onLeaseReleased,
+  sharedThrottle,
+} from "./shared_limits.ts";
+import type { KeySource } from "../policy/config/schema.ts";
+import { diag } from "../log/diag.ts";
+import {
   classifyReply,
   type ClientResponse,
   ConnectError,
@@ -138,12 +146,40 @@ function toRecord(r: ClientResponse): ResponseRecord {
   };
 }
 
-function sleep(ms: number): Promise<void> {
 /** `ip:port`, IPv6 in brackets (Rust's SocketAddr Display). */
 function socketAddr(ip: string, port: number): string {
   return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
+/** Read a KeySource (`data` or `file`; a file's trailing newline is dropped). */
+function readKeySource(src: KeySource, what: string): Promise<string> {
+  if (src.kind === "data") return Promise.resolve(src.data);
+  if (src.kind === "file") return Deno.readTextFile(src.path).then((t) => t.replace(/\r?\n$/, ""));
+  return Promise.reject(new Error(`Cannot read ${what}: "${src.kind}" is not supported`));
+}
+
+/** TLS keys Deno's TLS client cannot honour (no cipher or option selection). */
+const IGNORED_TLS_KEYS = [
+  ["openssl_cipher_list", "opensslCipherList"],
+  ["openssl_cipher_suites", "opensslCipherSuites"],
+  ["openssl_options", "opensslOptions"],
+  ["rustls_cipher_suites", "rustlsCipherSuites"],
+] as const;
+const warnedTlsKeys = new Set<string>();
+
+/** Say once per key that it has no effect (README "Delivery" lists them too). */
+function warnIgnoredTlsKeys(cfg: EgressPathConfig): void {
+  for (const [key, field] of IGNORED_TLS_KEYS) {
+    if (cfg[field] === undefined || warnedTlsKeys.has(key)) continue;
+    warnedTlsKeys.add(key);
+    diag.warn(
+      "kumod::egress",
+      `Ignoring egress path key "${key}": the TLS client offers no cipher or option selection`,
+    );
+  }
+}
+
+function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
@@ -180,6 +216,15 @@ export class ReadyQueue {
   #brokenTlsUntil = 0;
   /** The AUTH PLAIN password of the current path config, once read. */
   #authPassword: { path: EgressPathConfig; password: Promise<string> } | null = null;
+  /** The client certificate of the current path config, once read. */
+  #clientCert: {
+    path: EgressPathConfig;
+    pem: Promise<{ cert: string; key: string } | undefined>;
+  } | null = null;
+  /** A spawn is waiting for a named `additional_connection_limits` lease. */
+  #leaseWait = false;
+  /** `source_selection_rate` of this (source, site). */
+  #selectThrottle: Throttle | null = null;
 
   constructor(init: ReadyQueueInit) {
     this.#init = init;
@@ -235,7 +280,27 @@ export class ReadyQueue {
     if (!old || old.maxMessageRate?.text !== cfg.maxMessageRate?.text) {
       this.#msgThrottle = cfg.maxMessageRate ? new Throttle(cfg.maxMessageRate) : null;
     }
+    if (!old || old.sourceSelectionRate?.text !== cfg.sourceSelectionRate?.text) {
+      this.#selectThrottle = cfg.sourceSelectionRate ? new Throttle(cfg.sourceSelectionRate) : null;
+    }
+    warnIgnoredTlsKeys(cfg);
     return cfg;
+  }
+
+  /**
+   * Whether the pool may pick this source for this site now:
+   * `source_selection_rate` and every `additional_source_selection_rates`
+   * entry (shared by name) must have room; each one checked takes a slot.
+   * True before the path config is known.
+   */
+  trySelect(): boolean {
+    const path = this.#path;
+    if (!path) return true;
+    const named = namedThrottles(path.additionalSourceSelectionRates);
+    for (const t of this.#selectThrottle ? [this.#selectThrottle, ...named] : named) {
+      if (!t.tryAcquire().ok) return false;
+    }
+    return true;
   }
 
   /** Hand a message over (with its queue's pool name); a dispatcher picks it up. */
@@ -324,10 +389,27 @@ export class ReadyQueue {
     // Until the path config is known, one dispatcher (it loads the config and spawns more).
     const limit = this.#path?.connectionLimit.limit ?? 1;
     if (this.#active >= limit) return;
+    // additional_connection_limits: one lease per named limit, shared by every path naming it.
+    const extra = this.#path?.additionalConnectionLimits;
+    let release: (() => void) | null = null;
+    if (extra !== undefined && Object.keys(extra).length > 0) {
+      release = acquireConnectionLeases(extra);
+      if (release === null) {
+        if (!this.#leaseWait) {
+          this.#leaseWait = true;
+          onLeaseReleased(() => {
+            this.#leaseWait = false;
+            this.#maybeSpawn();
+          });
+        }
+        return;
+      }
+    }
     this.#active++;
     const driver = this.#init.driver;
     const run = driver ? this.#dispatchDriver(driver) : this.#dispatch();
     const p = run.catch(() => {}).finally(() => {
+      release?.();
       this.#active--;
       this.#dispatchers.delete(p);
       this.#maybeSpawn();
@@ -435,6 +517,7 @@ export class ReadyQueue {
       enablePipelining: path.enablePipelining,
       enableRset: path.enableRset,
       ignore8bit: path.ignore8bitChecks,
+      lmtp: path.useLmtp,
       timeouts: {
         connect: path.connectTimeout,
         banner: path.bannerTimeout,
@@ -503,6 +586,48 @@ export class ReadyQueue {
     for (let p = this.#take(); p; p = this.#take()) delayed(p.msg, ms, context);
   }
 
+  /**
+   * Wait for `max_message_rate`, then for each `additional_message_rate_throttles`
+   * entry (smallest rate first). Returns null when all admitted the message,
+   * else the wait that exceeded `maxWait` and what refused it.
+   */
+  async #acquireMessageRate(
+    path: EgressPathConfig,
+    maxWait: number,
+  ): Promise<{ wait: number; context: string } | null> {
+    if (this.#msgThrottle) {
+      const wait = await this.#acquire(this.#msgThrottle, maxWait);
+      if (wait > 0) return { wait, context: `ready queue ${this.name} max_message_rate throttled` };
+    }
+    const named = Object.entries(path.additionalMessageRateThrottles)
+      .sort(([, a], [, b]) => a.limit / a.periodMs - b.limit / b.periodMs);
+    for (const [name, spec] of named) {
+      const wait = await this.#acquire(sharedThrottle(name, spec), maxWait);
+      if (wait > 0) {
+        return {
+          wait,
+          context: `ready queue ${this.name} additional_message_rate_throttles ${name} throttled`,
+        };
+      }
+    }
+    return null;
+  }
+
+  /** The client certificate of `path` (`tls_certificate` + `tls_private_key`, read once). */
+  #clientCertificate(path: EgressPathConfig): Promise<{ cert: string; key: string } | undefined> {
+    if (this.#clientCert?.path !== path) {
+      const cert = path.tlsCertificate, key = path.tlsPrivateKey;
+      this.#clientCert = {
+        path,
+        pem: cert === undefined || key === undefined ? Promise.resolve(undefined) : Promise.all([
+          readKeySource(cert, "tls_certificate"),
+          readKeySource(key, "tls_private_key"),
+        ]).then(([c, k]) => ({ cert: c, key: k })),
+      };
+    }
+    return this.#clientCert.pem;
+  }
+
   /** The AUTH PLAIN settings of `path` (password read from its KeySource once). */
   async #auth(path: EgressPathConfig): Promise<SmtpClientPlan["auth"]> {
     if (path.smtpAuthPlainUsername === undefined) return undefined;
@@ -512,13 +637,7 @@ export class ReadyQueue {
         path,
         password: src === undefined
           ? Promise.resolve("")
-          : src.kind === "data"
-          ? Promise.resolve(src.data)
-          : src.kind === "file"
-          ? Deno.readTextFile(src.path).then((t) => t.replace(/\r?\n$/, ""))
-          : Promise.reject(
-            new Error(`Cannot read smtp_auth_plain_password: "${src.kind}" is not supported`),
-          ),
+          : readKeySource(src, "smtp_auth_plain_password"),
       };
     }
     return {
@@ -537,6 +656,7 @@ export class ReadyQueue {
     const cp = this.#clientPlan(path, t);
     cp.auth = await this.#auth(path);
     cp.authTimeout = path.authTimeout;
+    cp.clientCertificate = await this.#clientCertificate(path);
     const opportunistic = cp.enableTls === "Opportunistic" ||
       cp.enableTls === "OpportunisticInsecure";
     if (opportunistic && this.#brokenTlsUntil > Date.now()) cp.enableTls = "Disabled";
@@ -552,6 +672,18 @@ export class ReadyQueue {
       if (!fallback) throw e;
       return await SmtpClient.connect({ ...cp, enableTls: "Disabled" });
     }
+  }
+
+  /**
+   * A source set up for SOCKS5 (`socks5_proxy_server` + `socks5_proxy_source_address`)
+   * cannot be served: SOCKS5 is not implemented, and connecting directly
+   * would send from the wrong address. Returns the connect error, or null.
+   */
+  #socks5Refusal(): string | null {
+    const src = this.source;
+    if (!src.socks5ProxyServer || !src.socks5ProxySourceAddress) return null;
+    return `Cannot connect via SOCKS5 proxy ${src.socks5ProxyServer} for source "${src.name}": ` +
+      "SOCKS5 proxies are not supported";
   }
 
   async #dispatch(): Promise<void> {
@@ -582,18 +714,6 @@ export class ReadyQueue {
         }
         plan = got;
         idx = 0;
-  /**
-   * A source set up for SOCKS5 (`socks5_proxy_server` + `socks5_proxy_source_address`)
-   * cannot be served: SOCKS5 is not implemented, and connecting directly
-   * would send from the wrong address. Returns the connect error, or null.
-   */
-  #socks5Refusal(): string | null {
-    const src = this.source;
-    if (!src.socks5ProxyServer || !src.socks5ProxySourceAddress) return null;
-    return `Cannot connect via SOCKS5 proxy ${src.socks5ProxyServer} for source "${src.name}": ` +
-      "SOCKS5 proxies are not supported";
-  }
-
       }
       if (this.#connThrottle) {
         const wait = await this.#acquire(this.#connThrottle, path.idleTimeout);
@@ -610,6 +730,11 @@ export class ReadyQueue {
       let client: SmtpClient | null = null;
       let target: ConnectionTarget | null = null;
       const errors: string[] = [];
+      const socks5 = this.#socks5Refusal();
+      if (socks5) {
+        errors.push(socks5);
+        idx = plan.length; // never connect directly instead of through the proxy
+      }
       for (; idx < plan.length && !this.#stopping; idx++) {
         try {
           client = await this.#connect(path, plan[idx]);
@@ -639,14 +764,10 @@ export class ReadyQueue {
           item,
           "TransientFailure",
           internal(
-      const socks5 = this.#socks5Refusal();
-      if (socks5) {
-        errors.push(socks5);
-        idx = plan.length; // never connect directly instead of through the proxy
-      }
             400,
             `KumoMTA internal: failed to connect to any candidate hosts: ${errors.join(", ")}`,
           ),
+          { sessionId },
         );
         item = this.#take();
         continue;
@@ -669,15 +790,12 @@ export class ReadyQueue {
       let broken = false; // 421, I/O error or timeout ended the session
       try {
         while (item && !client.closed) {
-          if (this.#msgThrottle) {
-            const wait = await this.#acquire(this.#msgThrottle, path.idleTimeout);
-            if (wait > 0) {
-              this.#delayAll(item, wait, `ready queue ${this.name} max_message_rate throttled`);
-              item = undefined;
-              break;
-            }
+          const refused = await this.#acquireMessageRate(path, path.idleTimeout);
+          if (refused) {
+            this.#delayAll(item, refused.wait, refused.context);
+            item = undefined;
+            break;
           }
-          { sessionId },
           const cur: Pending = item;
           const msg = cur.msg;
           let responses: ClientResponse[];
@@ -767,7 +885,7 @@ export class ReadyQueue {
             const wait = await this.#acquire(this.#connThrottle, path.idleTimeout);
             if (wait > 0) {
               this.#noteRateThrottled(wait); // [admin]
-          this.#delayAll(item, wait, `ready queue ${this.name} max_connection_rate throttled`);
+              this.#delayAll(item, wait, `ready queue ${this.name} max_connection_rate throttled`);
               item = undefined;
               break;
             }
@@ -808,14 +926,12 @@ export class ReadyQueue {
           if (!waited) break;
           batch.push(waited);
         }
-        if (this.#msgThrottle) {
-          const wait = await this.#acquire(this.#msgThrottle, path.idleTimeout);
-          if (wait > 0) {
-            for (const b of batch.slice(1)) this.#pending.splice(this.#head, 0, b);
-            this.#delayAll(item, wait, `ready queue ${this.name} max_message_rate throttled`);
-            item = undefined;
-            break;
-          }
+        const refused = await this.#acquireMessageRate(path, path.idleTimeout);
+        if (refused) {
+          for (const b of batch.slice(1)) this.#pending.splice(this.#head, 0, b);
+          this.#delayAll(item, refused.wait, refused.context);
+          item = undefined;
+          break;
         }
         let results;
         const t0 = performance.now(); // [metrics]
@@ -849,11 +965,35 @@ export class ReadyQueue {
     if (item) this.#pending.splice(this.#head, 0, item);
   }
 
-  /** Stop dispatching: close connections; undelivered messages are returned. */
+  /**
+   * Stop dispatching: in-flight deliveries get `system_shutdown_timeout`
+   * (default: the sum of the per-message timeouts) to finish, then their
+   * sessions are aborted (their messages are reported as transient
+   * failures and stay spooled). Undelivered messages are returned.
+   */
   async stop(): Promise<Message[]> {
     this.#stopping = true;
     for (const fn of this.#idle.splice(0)) fn(null);
-    await Promise.all([...this.#dispatchers]);
+    const all = Promise.all([...this.#dispatchers]);
+    const p = this.#path;
+    if (p && this.#clients.size > 0) {
+      const grace = p.systemShutdownTimeout ??
+        p.mailFromTimeout + p.rcptToTimeout + p.dataTimeout + p.dataDotTimeout;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = await Promise.race([
+        all.then(() => false),
+        new Promise<boolean>((r) => timer = setTimeout(() => r(true), grace)),
+      ]);
+      clearTimeout(timer);
+      if (late) {
+        diag.warn(
+          "kumod::egress",
+          `Aborting ${this.#clients.size} session(s) of ${this.name}: system_shutdown_timeout reached`,
+        );
+        for (const c of this.#clients) c.close();
+      }
+    }
+    await all;
     const left: Message[] = [];
     for (let p = this.#take(); p; p = this.#take()) left.push(p.msg);
     return left;

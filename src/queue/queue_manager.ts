@@ -31,6 +31,7 @@ import {
 import { diag } from "../log/diag.ts";
 import { EgressResolver, WeightedRoundRobin } from "../egress/egress_pool.ts";
 import { type AttemptReport, ReadyQueue, readyQueueName } from "../egress/ready_queue.ts";
+import type { EgressSource } from "../policy/config/egress_source.ts";
 import { Throttle } from "../util/gcra.ts";
 import { ScheduledQueue } from "./scheduled_queue.ts";
 import type { QueueHandoff } from "./handoff.ts";
@@ -421,9 +422,29 @@ export class QueueManager implements QueueHandoff {
       );
       return;
     }
+    // Skip sources whose ready queue is suspended ([admin], http-api §6.3) or
+    // whose source_selection_rate refuses them now (lua-api §6.4); with none
+    // left: "no sources … eligible" and the normal retry, as upstream.
     let rqName = readyQueueName(source.name, mx.siteName, route?.protocol);
-    // [admin] suspended ready queues are skipped when picking the source (http-api §6.3).
-    for (let i = 0; this.admin.readySuspended(rqName); i++) {
+    let rq: ReadyQueue | undefined;
+    for (let i = 0;; i++) {
+      if (!this.admin.readySuspended(rqName)) {
+        const got = await this.#readyQueueFor(
+          rqName,
+          source,
+          pool.name,
+          routing,
+          mx,
+          route,
+          q,
+          msg,
+        );
+        if (got === null) return; // failed transiently already
+        if (got.trySelect()) {
+          rq = got;
+          break;
+        }
+      }
       const next = i < pool.entries.length ? q.wrr.next() : undefined;
       if (next === undefined) {
         const text = `4.4.4 KumoMTA internal: no sources for ${q.name} pool=\`${pool.name}\` ` +
@@ -434,35 +455,6 @@ export class QueueManager implements QueueHandoff {
       source = await this.#egress.source(next);
       rqName = readyQueueName(source.name, mx.siteName, route?.protocol);
     }
-    let rq = this.#ready.get(rqName);
-    if (!rq) {
-      let driver;
-      try {
-        driver = route?.driver(); // [protocols]
-      } catch (e) {
-        const text = `4.4.4 failed to resolve queue ${q.name}: ${(e as Error).message}`;
-        this.#transientInternal(q, msg, internalResponse(451, text), { pool: pool.name });
-        return;
-      }
-      rq = new ReadyQueue({
-        driver, // [protocols]
-        name: rqName,
-        source,
-        poolName: pool.name,
-        routingDomain: routing,
-        mx,
-        engine: this.#o.engine,
-        resolver: this.#o.resolver,
-        hostname: this.#o.hostname,
-        onOutcome: (m, report) => this.#track(this.#onOutcome(m, report)),
-        onDelayed: (m, ms, context) => this.#delay(undefined, m, ms, context),
-        admit: (m) => this.admin.admit(m, rqName), // [admin]
-      });
-      this.#ready.set(rqName, rq);
-      await rq.pathConfig().catch(() => {});
-    } else {
-      rq.mx = mx;
-    }
     if (rq.size >= rq.maxReady) {
       // Ready queue full: not an attempt.
       countDelay("ready_full", q.name, rqName); // [metrics]
@@ -470,6 +462,53 @@ export class QueueManager implements QueueHandoff {
       return;
     }
     rq.enqueue(msg, q.components, pool.name); // the message's own pool (several may share a source)
+  }
+
+  /**
+   * The ready queue `rqName`, made (and its path config loaded) on first use;
+   * null when its protocol driver cannot be built (the message then got a
+   * TransientFailure).
+   */
+  async #readyQueueFor(
+    rqName: string,
+    source: EgressSource,
+    poolName: string,
+    routing: string,
+    mx: MailExchanger,
+    route: ReturnType<typeof protocolRoute>,
+    q: ScheduledQueue,
+    msg: Message,
+  ): Promise<ReadyQueue | null> {
+    let rq = this.#ready.get(rqName);
+    if (rq) {
+      rq.mx = mx;
+      return rq;
+    }
+    let driver;
+    try {
+      driver = route?.driver(); // [protocols]
+    } catch (e) {
+      const text = `4.4.4 failed to resolve queue ${q.name}: ${(e as Error).message}`;
+      this.#transientInternal(q, msg, internalResponse(451, text), { pool: poolName });
+      return null;
+    }
+    rq = new ReadyQueue({
+      driver, // [protocols]
+      name: rqName,
+      source,
+      poolName,
+      routingDomain: routing,
+      mx,
+      engine: this.#o.engine,
+      resolver: this.#o.resolver,
+      hostname: this.#o.hostname,
+      onOutcome: (m, report) => this.#track(this.#onOutcome(m, report)),
+      onDelayed: (m, ms, context) => this.#delay(undefined, m, ms, context),
+      admit: (m) => this.admin.admit(m, rqName), // [admin]
+    });
+    this.#ready.set(rqName, rq);
+    await rq.pathConfig().catch(() => {});
+    return rq;
   }
 
   /**

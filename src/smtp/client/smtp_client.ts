@@ -66,6 +66,13 @@ export interface SmtpClientPlan {
   };
   /** Response timeout of AUTH, ms. @default 60_000 */
   authTimeout?: number;
+  /**
+   * Speak LMTP (RFC 2033, `use_lmtp`): `LHLO` instead of `EHLO`, and one
+   * reply per accepted recipient after the final dot. @default false
+   */
+  lmtp?: boolean;
+  /** Client certificate and key (PEM) offered in the STARTTLS handshake. */
+  clientCertificate?: { cert: string; key: string };
 }
 
 /** A reply (or an internal stand-in) for one recipient. */
@@ -307,10 +314,11 @@ export class SmtpClient {
   }
 
   async #ehlo(): Promise<void> {
-    this.#write(`EHLO ${this.plan.ehloDomain}\r\n`);
-    const r = await this.#read(this.plan.timeouts.ehlo, "EHLO");
+    const verb = this.plan.lmtp ? "LHLO" : "EHLO";
+    this.#write(`${verb} ${this.plan.ehloDomain}\r\n`);
+    const r = await this.#read(this.plan.timeouts.ehlo, verb);
     if (r.code !== 250) {
-      throw new ConnectError(`EHLO rejected by ${this.plan.addr}: ${r.code} ${r.text}`);
+      throw new ConnectError(`${verb} rejected by ${this.plan.addr}: ${r.code} ${r.text}`);
     }
     this.#extensions.clear();
     const lines = r.text.split("\n");
@@ -348,6 +356,7 @@ export class SmtpClient {
         socket: plain,
         servername: net.isIP(servername) ? undefined : servername,
         rejectUnauthorized: !insecure,
+        ...this.plan.clientCertificate, // tls_certificate / tls_private_key
       });
       const timer = setTimeout(() => {
         s.destroy();
@@ -531,6 +540,24 @@ export class SmtpClient {
       );
     }
     this.#write(dotStuff(data));
+    if (this.plan.lmtp) {
+      // RFC 2033 §4.2: one reply per recipient whose RCPT succeeded, in RCPT order.
+      const out: ClientResponse[] = [];
+      let fatal: SmtpReply | null = null; // after a 421 the rest share it
+      for (let i = 0; i < rcptReplies.length; i++) {
+        const r = rcptReplies[i];
+        if (r.code < 200 || r.code >= 300) {
+          out.push(toResponse(r, rcptCmds[i]));
+          continue;
+        }
+        const fin: SmtpReply = fatal ?? await this.#read(t.dataDot, "data dot");
+        this.#checkFatal(fin);
+        if (fin.code === 421) fatal = fin;
+        if (fin.code >= 200 && fin.code < 300) this.#lastFailed = false;
+        out.push(toResponse(fin, ".\r\n"));
+      }
+      return out;
+    }
     const fin = await this.#read(t.dataDot, "data dot");
     this.#checkFatal(fin);
     if (fin.code >= 200 && fin.code < 300) this.#lastFailed = false;
