@@ -3,9 +3,14 @@
  * `trusted_hosts = {}` the loopback client is untrusted, so inject needs
  * Basic auth checked by `http_server_validate_auth_basic` (and cached),
  * /metrics stays closed, liveness stays open; a bad Authorization header is
- * refused even from a trusted peer.
+ * refused even from a trusted peer. Admin endpoints stay closed to an
+ * untrusted peer whatever its credentials; Bearer tokens, AuthInfo tables
+ * returned by the policy, a raising handler (500) and a non-ASCII header
+ * (400); HTTPS with `use_tls` and a certificate file.
  */
 import assert from "node:assert/strict";
+import net from "node:net";
+import type { Buffer } from "node:buffer";
 import { postJson, startHttpRig } from "./support/http_rig.ts";
 
 const AUTH_POLICY = `
@@ -64,4 +69,165 @@ Deno.test("access: untrusted peer needs Basic auth to inject; metrics stay trust
 
   const got = await rig.sink.waitFor(2, 20_000);
   assert.deepEqual(got.map((m) => m.rcptTo[0]), ["ana@dest.test", "ana@dest.test"]);
+});
+
+/** One raw HTTP/1.1 request over node:net (header bytes exactly as given). */
+function rawRequest(port: number, head: Uint8Array): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: "127.0.0.1", port });
+    let buf = "";
+    sock.on("data", (d: Buffer) => (buf += d.toString("latin1")));
+    sock.on("error", reject);
+    sock.on("close", () => {
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(buf)?.[1] ?? 0);
+      resolve({ status, body: buf.slice(buf.indexOf("\r\n\r\n") + 4) });
+    });
+    sock.setTimeout(10_000, () => sock.destroy());
+    sock.write(head);
+  });
+}
+
+const RULES_POLICY = `
+kumo.on('http_server_validate_auth_basic', function(user, password)
+  if user == 'boom' then error('backend down') end
+  if user == 'svc' then
+    return { identities = { { identity = 'svc-id', context = 'Custom' } }, groups = { 'injectors' } }
+  end
+  return user == 'injector' and password == 's3cret'
+end)
+kumo.on('http_server_validate_auth_bearer', function(token)
+  return token == 'tok-123'
+end)
+kumo.on('http_message_generated', function(msg, auth)
+  local ids = {}
+  for _, i in ipairs(auth.identities) do table.insert(ids, i.context .. ':' .. i.identity) end
+  msg:prepend_header('X-Auth', msg:get_meta('http_auth') .. ' [' .. table.concat(ids, ',') ..
+    '] [' .. table.concat(auth.groups, ',') .. ']')
+end)`;
+
+Deno.test("access: admin needs a trusted peer even with good credentials; Bearer; AuthInfo tables; 500; 400", async () => {
+  await using rig = await startHttpRig({ httpExtra: "trusted_hosts = {}", extra: RULES_POLICY });
+  const port = Number(new URL(rig.base).port);
+  const admin = `${rig.base}/api/admin/bounce/v1`;
+
+  for (const headers of [{}, basic("injector", "s3cret"), { authorization: "Bearer tok-123" }]) {
+    const r = await fetch(admin, { headers });
+    assert.equal(r.status, 401, JSON.stringify(headers));
+    assert.match(
+      await r.text(),
+      /not permitted GET on http_listener\/127\.0\.0\.1:\d+\/api\/admin\/bounce\/v1$/,
+    );
+  }
+  const post = await postJson(
+    admin,
+    { reason: "x", domain: "dest.test" },
+    basic("injector", "s3cret"),
+  );
+  assert.equal(post.status, 401);
+  const epoch = await fetch(`${rig.base}/api/admin/bump-config-epoch`, {
+    method: "POST",
+    headers: basic("injector", "s3cret"),
+  });
+  assert.equal(epoch.status, 401);
+  await epoch.body?.cancel();
+
+  const url = `${rig.base}/api/inject/v1`;
+  const inject = (email: string, headers: Record<string, string>) =>
+    postJson(url, { ...REQUEST, recipients: [{ email }] }, headers);
+  const bearer = await inject("bearer@dest.test", { authorization: "Bearer tok-123" });
+  assert.equal(bearer.status, 200, bearer.text);
+  const badBearer = await inject("x@dest.test", { authorization: "Bearer nope" });
+  assert.equal(badBearer.status, 401);
+  assert.equal(badBearer.text, "BearerToken Authentication Failed for nope");
+  const table = await inject("table@dest.test", basic("svc", "any"));
+  assert.equal(table.status, 200, table.text);
+  const raised = await inject("x@dest.test", basic("boom", "x"));
+  assert.equal(raised.status, 500);
+  assert.equal(raised.text, "try again later");
+  const undecodable = await inject("x@dest.test", { authorization: "Basic %%%" });
+  assert.equal(undecodable.status, 400);
+  assert.equal(undecodable.text, "Malformed or unsupported Authorization header");
+
+  const body = JSON.stringify({ ...REQUEST, recipients: [{ email: "x@dest.test" }] });
+  const head = new Uint8Array([
+    ...new TextEncoder().encode(
+      `POST /api/inject/v1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nAuthorization: Basic `,
+    ),
+    0xc3,
+    0xa9,
+    ...new TextEncoder().encode(`\r\n\r\n${body}`),
+  ]);
+  const nonAscii = await rawRequest(port, head);
+  assert.equal(nonAscii.status, 400);
+  assert.equal(nonAscii.body, "Malformed Authorization header");
+
+  const got = await rig.sink.waitFor(2, 20_000);
+  const by = new Map(got.map((m) => [m.rcptTo[0], new TextDecoder().decode(m.data)]));
+  assert.match(by.get("bearer@dest.test")!, /\r\nX-Auth: tok-123 \[BearerToken:tok-123\] \[\]\r\n/);
+  assert.match(by.get("table@dest.test")!, /\r\nX-Auth: svc \[Custom:svc-id\] \[injectors\]\r\n/);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(rig.sink.messages.length, 2, "nothing else was injected");
+});
+
+Deno.test("access: HTTPS with use_tls and a certificate file", async () => {
+  const certDir = await Deno.makeTempDir({ prefix: "kumo-https-" });
+  try {
+    const gen = await new Deno.Command("openssl", {
+      args: [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        `${certDir}/key.pem`,
+        "-out",
+        `${certDir}/cert.pem`,
+        "-subj",
+        "/CN=localhost",
+        "-days",
+        "2",
+        "-addext",
+        "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.ok(gen.success, new TextDecoder().decode(gen.stderr));
+    await using rig = await startHttpRig({
+      httpExtra: `use_tls = true, tls_certificate = '${certDir}/cert.pem', ` +
+        `tls_private_key = '${certDir}/key.pem'`,
+    });
+    const base = rig.base;
+    assert.match(base, /^https:\/\/127\.0\.0\.1:\d+$/);
+    const client = Deno.createHttpClient({
+      caCerts: [await Deno.readTextFile(`${certDir}/cert.pem`)],
+    });
+    try {
+      const live = await fetch(`${base}/api/check-liveness/v1`, { client });
+      assert.equal(live.status, 200);
+      assert.equal(await live.text(), "OK");
+      const r = await fetch(`${base}/api/inject/v1`, {
+        client,
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ ...REQUEST, recipients: [{ email: "tls@dest.test" }] }),
+      });
+      assert.equal(r.status, 200);
+      assert.equal((await r.json()).success_count, 1);
+      // Without the CA the certificate is not trusted: the TLS handshake fails.
+      await assert.rejects(() => fetch(`${base}/api/check-liveness/v1`));
+    } finally {
+      client.close();
+    }
+    const got = await rig.sink.waitFor(1, 20_000);
+    assert.equal(got[0].rcptTo[0], "tls@dest.test");
+  } finally {
+    await Deno.remove(certDir, { recursive: true }).catch(() => {});
+  }
 });

@@ -16,7 +16,7 @@ export interface HttpRig extends AsyncDisposable {
   dns: DnsServer;
   sink: SmtpSink;
   dir: string;
-  /** `http://127.0.0.1:PORT` of the HTTP listener. */
+  /** `http://127.0.0.1:PORT` of the HTTP listener (`https://` with `use_tls`). */
   base: string;
   /** The policy text of the running program. */
   policy: string;
@@ -74,9 +74,9 @@ ${opts.extra ?? ""}
 }
 
 function httpBase(kumo: KumoProcess): string {
-  const m = /http listener on 127\.0\.0\.1:(\d+)/.exec(kumo.stderr());
+  const m = /(https?) listener on 127\.0\.0\.1:(\d+)/.exec(kumo.stderr());
   if (!m) throw new Error(`no http listener line in:\n${kumo.stderr()}`);
-  return `http://127.0.0.1:${m[1]}`;
+  return `${m[1]}://127.0.0.1:${m[2]}`;
 }
 
 /** Start DNS (dest.test → 127.0.0.1 sink), the sink and kumo with an HTTP listener. */
