@@ -151,6 +151,12 @@ function socketAddr(ip: string, port: number): string {
   return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
+/** True for `{}` (without allocating a key array). */
+function isEmpty(o: Record<string, unknown>): boolean {
+  for (const _ in o) return false;
+  return true;
+}
+
 /** Read a KeySource (`data` or `file`; a file's trailing newline is dropped). */
 function readKeySource(src: KeySource, what: string): Promise<string> {
   if (src.kind === "data") return Promise.resolve(src.data);
@@ -296,6 +302,7 @@ export class ReadyQueue {
   trySelect(): boolean {
     const path = this.#path;
     if (!path) return true;
+    if (this.#selectThrottle === null && isEmpty(path.additionalSourceSelectionRates)) return true;
     const named = namedThrottles(path.additionalSourceSelectionRates);
     for (const t of this.#selectThrottle ? [this.#selectThrottle, ...named] : named) {
       if (!t.tryAcquire().ok) return false;
@@ -392,7 +399,7 @@ export class ReadyQueue {
     // additional_connection_limits: one lease per named limit, shared by every path naming it.
     const extra = this.#path?.additionalConnectionLimits;
     let release: (() => void) | null = null;
-    if (extra !== undefined && Object.keys(extra).length > 0) {
+    if (extra !== undefined && !isEmpty(extra)) {
       release = acquireConnectionLeases(extra);
       if (release === null) {
         if (!this.#leaseWait) {
@@ -599,6 +606,7 @@ export class ReadyQueue {
       const wait = await this.#acquire(this.#msgThrottle, maxWait);
       if (wait > 0) return { wait, context: `ready queue ${this.name} max_message_rate throttled` };
     }
+    if (isEmpty(path.additionalMessageRateThrottles)) return null; // hot path: no allocation
     const named = Object.entries(path.additionalMessageRateThrottles)
       .sort(([, a], [, b]) => a.limit / a.periodMs - b.limit / b.periodMs);
     for (const [name, spec] of named) {
