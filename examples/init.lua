@@ -12,6 +12,7 @@
 --   listener_domains.toml  relay / bounce / FBL domains (policy-extras.listener_domains)
 --   queues.toml            tenants, campaigns, routing  (policy-extras.queue)
 --   shaping.toml           per-destination traffic shaping (policy-extras.shaping)
+--   dkim_data.toml         DKIM signing (policy-extras.dkim_sign), on once its key exists
 local kumo = require 'kumo'
 local sources = require 'policy-extras.sources'
 local listener_domains = require 'policy-extras.listener_domains'
@@ -79,10 +80,19 @@ kumo.on('get_listener_domain', listener_domains:setup { here .. 'listener_domain
 -- Traffic shaping per destination, merged over the bundled defaults.
 kumo.on('get_egress_path_config', shaping:setup { here .. 'shaping.toml' })
 
--- DKIM signing (optional): create dkim_data.toml as described in the README
--- ("DKIM" section), then uncomment these lines and the sign(msg) calls below.
--- local dkim_sign = require 'policy-extras.dkim_sign'
--- local sign = dkim_sign:setup { here .. 'dkim_data.toml' }
+-- DKIM signing: dkim_data.toml signs mail From example.test once the key
+-- <repo>/tmp/example/dkim/example.test/default.key exists (dkim_data.toml
+-- shows how to make it and which TXT record to publish). Without the key
+-- nothing is signed. The inline table points the domain block at that key.
+local sign = function(msg) end
+local dkim_key = state .. '/dkim/example.test/default.key'
+if pcall(kumo.fs.metadata_for_path, dkim_key) then
+  local dkim_sign = require 'policy-extras.dkim_sign'
+  sign = dkim_sign:setup {
+    here .. 'dkim_data.toml',
+    { domain = { ['example.test'] = { filename = dkim_key } } },
+  }
+end
 
 -- Tenants, campaigns and per-destination queue settings. The queue helper
 -- registers get_queue_config and must be the last to do so.
@@ -90,10 +100,10 @@ local queues = queue_helper:setup { here .. 'queues.toml' }
 
 kumo.on('smtp_server_message_received', function(msg)
   queues:apply(msg) -- tenant/campaign from X-Tenant / X-Campaign, routing
-  -- sign(msg)
+  sign(msg) -- last: nothing may change the message after signing
 end)
 
 kumo.on('http_message_generated', function(msg)
   queues:apply(msg)
-  -- sign(msg)
+  sign(msg)
 end)

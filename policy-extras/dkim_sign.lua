@@ -9,6 +9,13 @@ policy-extras.dkim_sign: DKIM-sign messages from TOML/JSON data files
     sign(msg)
   end)
 
+Place on the mail's path: reception, last step before spooling. Data files
+are a list of paths (`.toml` read as TOML, anything else as JSON, comments
+allowed) or inline Lua tables, merged in order (later files override keys
+one by one). They are checked when setup first runs (a bad file stops
+start-up naming the file and the key) and cached by kumo.memoize
+('dkim_signing_data', 5 minutes, reloaded on a config epoch bump).
+
 Data:
   [base]                      selector, headers, expiration, header_canonicalization,
                               body_canonicalization, over_sign, policy = 'Always',
@@ -19,67 +26,95 @@ Data:
   [signature."<name>"]        the same plus required domain,
                               policy = 'Always'|'OnlyIfMissingDomainBlock'
 
-The domain block is chosen by the From header's domain; the key defaults to
+The domain block is chosen by the From header's domain with kumo.domain_map
+rules (exact beats wildcard, `*.x` never matches `x`, a deeper exact entry
+hides a shallower wildcard, case-sensitive). The key defaults to
 /opt/kumomta/etc/dkim/<domain>/<selector>.key (vault: <prefix or 'dkim'>/<domain>/<selector>).
 ]]
 local mod = {}
 local kumo = require 'kumo'
+local typing = require 'policy-extras.typing'
+local utils = require 'policy-extras.policy_utils'
 
 local DKIM_PATH = '/opt/kumomta/etc/dkim'
 
-local COMMON = {
-  selector = 'string', headers = 'list', expiration = 'number', header_canonicalization = 'string',
-  body_canonicalization = 'string', over_sign = 'boolean', policy = 'string',
-}
-local SECTIONS = {
-  base = { additional_signatures = 'list', vault_mount = 'string', vault_path_prefix = 'string' },
-  domain = { algo = 'string', filename = 'string' },
-  signature = { algo = 'string', filename = 'string', domain = 'string' },
-}
+local String, Number, Bool, List, Option = typing.string, typing.number, typing.boolean, typing.list,
+  typing.option
 
-local function check_block(file_name, where, section, block)
-  if type(block) ~= 'table' then
-    error(string.format("reading data from file '%s': %s must be a table", file_name, where))
+local DomainSigningPolicy = typing.enum('DomainSigningPolicy', { 'Always' })
+local SignatureSigningPolicy = typing.enum('SignatureSigningPolicy', { 'Always', 'OnlyIfMissingDomainBlock' })
+local SigningAlgo = typing.enum('SigningAlgo', { 'sha256', 'ed25519' })
+local Canonicalization = typing.enum('Canonicalization', { 'Relaxed', 'Simple' })
+
+local function signing_fields(extra)
+  local fields = {
+    selector = Option(String),
+    headers = Option(List(String)),
+    expiration = Option(Number),
+    header_canonicalization = Option(Canonicalization),
+    body_canonicalization = Option(Canonicalization),
+    over_sign = Option(Bool),
+  }
+  for k, v in pairs(extra) do fields[k] = v end
+  return fields
+end
+
+local Base = typing.record('DkimSignConfig.Base', signing_fields {
+  policy = Option(DomainSigningPolicy),
+  additional_signatures = Option(List(String)),
+  vault_mount = Option(String),
+  vault_path_prefix = Option(String),
+})
+local Domain = typing.record('DkimSignConfig.Domain', signing_fields {
+  policy = Option(DomainSigningPolicy),
+  algo = Option(SigningAlgo),
+  filename = Option(String),
+})
+local Signature = typing.record('DkimSignConfig.Signature', signing_fields {
+  domain = String,
+  policy = Option(SignatureSigningPolicy),
+  algo = Option(SigningAlgo),
+  filename = Option(String),
+})
+local DkimSignConfig = typing.record('DkimSignConfig', {
+  base = Option(Base),
+  domain = Option(typing.map(String, Domain)),
+  signature = Option(typing.map(String, Signature)),
+})
+mod.DkimSignConfig = DkimSignConfig
+
+local function describe(item)
+  if type(item) == 'string' then return '"' .. item .. '"' end
+  return 'inline table'
+end
+
+local function copy(t)
+  local out = {}
+  for k, v in pairs(t) do out[k] = v end
+  return out
+end
+
+-- Read, check and merge the files; `data.domain` stays a plain table.
+local function load_raw(dkim_data_files)
+  if type(dkim_data_files) ~= 'table' then
+    error('dkim_sign:setup: expected a list of file names or tables, got ' .. type(dkim_data_files), 0)
   end
-  for k, v in pairs(block) do
-    local want = COMMON[k] or SECTIONS[section][k]
-    if want == nil then
-      error(string.format("reading data from file '%s': %s: unknown field '%s'", file_name, where, k))
-    end
-    local got = type(v)
-    if want == 'list' then want = 'table' end
-    if got ~= want then
-      error(string.format("reading data from file '%s': %s.%s: expected %s, got %s", file_name,
-        where, k, want, got))
-    end
-  end
-end
-
-local function load_file(file_name)
-  if file_name:match('%.json$') then return kumo.json_load(file_name) end
-  return kumo.toml_load(file_name)
-end
-
-local function merge_into(src, dest)
-  for k, v in pairs(src) do dest[k] = v end
-end
-
-local function load_dkim_data(dkim_data_files)
   local data = { base = {}, domain = {}, signature = {} }
-  for _, file_name in ipairs(dkim_data_files) do
-    local raw = load_file(file_name)
-    for k, v in pairs(raw) do
-      if k == 'base' then
-        check_block(file_name, 'base', 'base', v)
-        merge_into(v, data.base)
-      elseif k == 'domain' or k == 'signature' then
-        for name, block in pairs(v) do
-          check_block(file_name, string.format('%s."%s"', k, name), k, block)
-          data[k][name] = data[k][name] or {}
-          merge_into(block, data[k][name])
-        end
-      else
-        error(string.format("reading data from file '%s': unknown section '%s'", file_name, k))
+  for _, item in ipairs(dkim_data_files) do
+    local ok, raw = pcall(utils.load_json_or_toml_file, item)
+    if not ok then
+      error(string.format('policy-extras.dkim_sign: cannot load %s: %s', describe(item), tostring(raw)), 0)
+    end
+    local valid, err = DkimSignConfig:validate(raw)
+    if not valid then
+      error(string.format('policy-extras.dkim_sign: invalid data in %s: %s', describe(item), err), 0)
+    end
+    utils.merge_into(raw.base or {}, data.base)
+    for _, section in ipairs { 'domain', 'signature' } do
+      for name, params in pairs(raw[section] or {}) do
+        local merged = data[section][name] or {}
+        utils.merge_into(params, merged)
+        data[section][name] = merged
       end
     end
   end
@@ -88,37 +123,33 @@ local function load_dkim_data(dkim_data_files)
     if not data.signature[signame] then
       error(string.format(
         "dkim policy lists base.additional_signature '%s' but that signature is not defined in any signature block",
-        signame))
+        signame), 0)
     end
   end
-  for domain_name, domain in pairs(data.domain) do
-    if not data.base.selector and not domain.selector then
+  for _, domain_name in ipairs(typing.sorted_keys(data.domain)) do
+    if not data.base.selector and not data.domain[domain_name].selector then
       error(string.format(
         "dkim domain '%s' is missing a selector and no default selector is defined in base",
-        domain_name))
+        domain_name), 0)
     end
   end
-  for signame, sig in pairs(data.signature) do
-    if not sig.domain then
-      error(string.format("dkim signature '%s' is missing its domain", signame))
+  for _, signame in ipairs(typing.sorted_keys(data.signature)) do
+    if not data.base.selector and not data.signature[signame].selector then
+      error(string.format(
+        "dkim signature '%s' is missing a selector and no default selector is defined in base",
+        signame), 0)
     end
   end
   return data
 end
 
--- Domain block for a From domain: exact name first, then `*.parent` wildcards.
-local function find_domain(domains, name)
-  name = name:lower()
-  if domains[name] then return domains[name] end
-  local rest = name
-  while true do
-    local dot = rest:find('.', 1, true)
-    if not dot then return nil end
-    rest = rest:sub(dot + 1)
-    local block = domains['*.' .. rest]
-    if block then return block end
-  end
+local function load_dkim_data(dkim_data_files)
+  local data = load_raw(dkim_data_files)
+  data.domains = data.domain
+  data.domain = kumo.domain_map.new(data.domain)
+  return data
 end
+mod.load_data = load_dkim_data
 
 local function make_signer(params, algo)
   algo = algo or 'sha256'
@@ -158,23 +189,15 @@ local function do_dkim_sign(msg, data)
   local base = data.base
   local signed_domain = false
 
-  local block = find_domain(data.domain, sender_domain)
+  local block = data.domain[sender_domain]
   if block then
-    local policy = block.policy or base.policy or 'Always'
-    if policy ~= 'Always' then
-      error(string.format("dkim_sign: invalid policy '%s' for domain '%s'", policy, sender_domain))
-    end
     msg:dkim_sign(make_signer(signer_params(sender_domain, block, base), block.algo))
     signed_domain = true
   end
 
   for _, signame in ipairs(base.additional_signatures or {}) do
     local sig = data.signature[signame]
-    local policy = sig.policy or 'Always'
-    if policy ~= 'Always' and policy ~= 'OnlyIfMissingDomainBlock' then
-      error(string.format("dkim_sign: invalid policy '%s' for signature '%s'", policy, signame))
-    end
-    if not (policy == 'OnlyIfMissingDomainBlock' and signed_domain) then
+    if not (sig.policy == 'OnlyIfMissingDomainBlock' and signed_domain) then
       msg:dkim_sign(make_signer(signer_params(sig.domain, sig, base), sig.algo))
     end
   end
@@ -183,16 +206,22 @@ end
 --- Load the data files (checked now, re-read every 5 minutes or on a config
 --- epoch change) and return `function(msg)` that signs a message.
 function mod:setup(dkim_data_files)
-  if mod.CONFIGURED then error 'dkim_sign module has already been configured' end
-  if type(dkim_data_files) ~= 'table' then
-    error 'dkim_sign:setup expects a list of data file names'
-  end
+  if mod.CONFIGURED then error('dkim_sign module has already been configured', 2) end
   local cached_load_data = kumo.memoize(load_dkim_data, {
     name = 'dkim_signing_data',
     ttl = '5 minutes',
     capacity = 10,
     invalidate_with_epoch = true,
   })
+  -- Checked once per process (every Lua context re-runs the policy): a bad
+  -- file at start-up is fatal; later edits make signing fail until fixed.
+  local checked_once = kumo.memoize(function(files)
+    load_raw(files)
+    return true
+  end, { name = 'dkim_signing_data_checked', ttl = '100 years', capacity = 10 })
+  local ok, err = pcall(checked_once, dkim_data_files)
+  if not ok then error(tostring(err), 2) end
+
   mod.CONFIGURED = { data_files = dkim_data_files }
   return function(msg)
     do_dkim_sign(msg, cached_load_data(dkim_data_files))
@@ -201,12 +230,38 @@ end
 
 kumo.on('validate_config', function()
   if not mod.CONFIGURED then return end
-  local ok, err = pcall(load_dkim_data, mod.CONFIGURED.data_files)
+  local failed = false
+  local function problem(text)
+    if not failed then
+      failed = true
+      kumo.validation_failed()
+      print 'Issues found in the combined set of dkim_sign files:'
+      for _, item in ipairs(mod.CONFIGURED.data_files) do print(string.format(' - %s', describe(item))) end
+    end
+    print(text)
+  end
+  local ok, data = pcall(load_dkim_data, mod.CONFIGURED.data_files)
   if not ok then
-    kumo.validation_failed()
-    print 'Issues found in the combined set of dkim_sign files:'
-    for _, file_name in ipairs(mod.CONFIGURED.data_files) do print(string.format(' - %s', file_name)) end
-    print('Error loading data: ' .. tostring(err))
+    problem('Error loading data: ' .. tostring(data))
+    return
+  end
+  -- Sign a test message for every exact domain, so that a missing or bad
+  -- key file shows up now rather than at the first message.
+  for _, domain in ipairs(typing.sorted_keys(data.domains)) do
+    if not domain:find('*', 1, true) then
+      local msg = kumo.make_message(string.format('someone@%s', domain), 'postmaster@example.com',
+        string.format('From: someone@%s\r\nSubject: hello\r\n\r\nWoot', domain))
+      local signed, err = pcall(do_dkim_sign, msg, data)
+      if not signed then problem(string.format("domain '%s': %s", domain, tostring(err))) end
+    end
+  end
+  local referenced = {}
+  for _, signame in ipairs(data.base.additional_signatures or {}) do referenced[signame] = true end
+  for _, signame in ipairs(typing.sorted_keys(data.signature)) do
+    if not referenced[signame] then
+      problem(string.format(
+        "[signature.'%s'] is not referenced by base.additional_signatures and will not be used", signame))
+    end
   end
 end)
 

@@ -123,13 +123,20 @@ function mod:setup_with_automation(options)
     for _, e in ipairs(errors) do print('shaping error: ' .. e) end
     for _, w in ipairs(kumo.shaping.get_warnings(handle)) do print('shaping warning: ' .. w) end
     local failed = #errors > 0
-    -- Sources named by shaping blocks must exist in the sources helper
-    -- (only checked when the policy uses it).
+    -- Sources named by the operator's shaping blocks must exist in the
+    -- sources helper (only checked when the policy uses it). The bundled
+    -- default file's sample source ("my source name") is not checked.
     local sources_mod = package.loaded['policy-extras.sources']
     if type(sources_mod) == 'table' and sources_mod.CONFIGURED then
       local ok_s, sdata = pcall(sources_mod.load_data, sources_mod.CONFIGURED.data_files)
-      if ok_s then
-        for _, name in ipairs(kumo.shaping.get_referenced_sources(handle)) do
+      local own = handle
+      if ok_s and files[1] == DEFAULT_FILE then
+        local own_files = { table.unpack(files, 2) }
+        local ok_own, h = pcall(kumo.shaping.load, own_files, vopts)
+        own = ok_own and h or nil
+      end
+      if ok_s and own then
+        for _, name in ipairs(kumo.shaping.get_referenced_sources(own)) do
           if sdata.raw.sources[name] == nil then
             print(string.format(
               "shaping error: source '%s' is named in the shaping data but is not defined by the sources helper", name))

@@ -592,8 +592,7 @@ match = [{ MXSuffix = ".bigmx.test" }]
 kumo.dns.configure_resolver { name_servers = { '${dns.address}' } }
 local shaping = require 'policy-extras.shaping'
 local sources = require 'policy-extras.sources'
-kumo.on('get_egress_path_config', shaping:setup_with_automation {
-  extra_files = { '${dir}/shaping.toml' }, no_default_files = true }.get_egress_path_config)
+kumo.on('get_egress_path_config', shaping:setup { '${dir}/shaping.toml' })
 sources:setup { '${dir}/sources.toml' }
 kumo.on('init', function() end)
 `,
@@ -613,6 +612,8 @@ kumo.on('init', function() end)
     /shaping error: source 'ghost' is named in the shaping data but is not defined by the sources helper/,
   );
   assert.doesNotMatch(out.stdout, /source 'known' is named/);
+  // the bundled default file's sample source is not the operator's concern
+  assert.doesNotMatch(out.stdout, /source 'my source name'/);
   assert.match(
     out.stdout,
     /shaping warning: domain 'rolled\.test' is also matched by provider 'big'/,
