@@ -5,13 +5,15 @@
  * while a suspended queue holds two tenant/campaign messages; the Prometheus
  * text is parsed strictly and the counters and gauges are checked —
  * received per listener, delivered per protocol / ready queue / provider,
- * ready_count back to 0, scheduled_count of the held queue and its roll-ups.
+ * ready_count back to 0, scheduled_count of the held queue and its roll-ups;
+ * the `esmtp_listener:<addr>` series, per-listener rejections, the smtpsrv
+ * and log_submit histograms, message, thread-pool and memory gauges.
  */
 import assert from "node:assert/strict";
 import { startDnsServer } from "./support/dns_server.ts";
 import { startSmtpSink } from "./support/smtp_sink.ts";
 import { idsOf, RawSmtp, startKumo } from "./support/kumo_process.ts";
-import { postJson } from "./support/http_rig.ts";
+import { postJson, startHttpRig } from "./support/http_rig.ts";
 import { waitUntil } from "./support/admin_kumo.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -347,4 +349,67 @@ Deno.test("metrics: kumo --dump-metric-metadata prints the catalogue", async () 
     by.get("total_messages_delivered_by_provider_and_source")?.label_names,
     ["provider", "source", "pool"],
   );
+});
+
+Deno.test("metrics: per-listener series, smtpsrv and log_submit histograms, message and memory gauges", async () => {
+  await using rig = await startHttpRig({
+    queueConfig:
+      "kumo.on('get_queue_config', function() return kumo.make_queue_config { retry_interval = '1h' } end)",
+    sinkReplies: (stage) => stage === "rcpt" ? { code: 451, text: "4.3.0 later" } : undefined,
+  });
+  const listener = /smtp listener on (127\.0\.0\.1:\d+)/.exec(rig.kumo.stderr())![1];
+  const service = `esmtp_listener:${listener}`;
+  {
+    await using c = await RawSmtp.connect(rig.kumo.port);
+    await c.reply();
+    await c.cmd("EHLO client.test");
+    assert.match(await c.cmd("DATA") ?? "", /^503 /); // a Rejection
+    for (const rcpt of ["a@dest.test", "b@dest.test"]) {
+      await c.cmd("MAIL FROM:<sender@src.test>");
+      await c.cmd(`RCPT TO:<${rcpt}>`);
+      await c.cmd("DATA");
+      assert.equal(idsOf(await c.cmd(`Subject: m\r\n\r\nhello ${rcpt}\r\n.`)).length, 1);
+    }
+    await c.cmd("QUIT");
+  }
+  let s: Sample[] = [];
+  let types = new Map<string, string>();
+  await waitUntil(
+    async () => {
+      ({ samples: s, types } = parseStrict(await (await fetch(`${rig.base}/metrics`)).text()));
+      return value(s, "total_messages_transfail", { service: "smtp_client" }) === 2 &&
+        value(s, "connection_count", { service }) === 0;
+    },
+    20_000,
+    "two transient failures, the session closed",
+  );
+
+  assert.equal(value(s, "total_messages_received", { service }), 2);
+  assert.equal(value(s, "total_messages_received", { service: "esmtp_listener" }), 2);
+  assert.equal(value(s, "total_connection_count", { service }), 1);
+  assert.equal(value(s, "smtp_server_rejections", { service: listener }), 1);
+  assert.equal(value(s, "smtp_server_rejections", { service: "total" }), 1);
+  for (const h of ["read_data", "process_data", "transaction"]) {
+    const name = `smtpsrv_${h}_duration`;
+    assert.equal(types.get(name), "histogram", name);
+    assert.equal(value(s, `${name}_count`), 2, name);
+    assert.equal(value(s, `${name}_bucket`, { le: "+Inf" }), 2, name);
+  }
+  const logger = `dir-${rig.dir}/logs`;
+  assert.equal(types.get("log_submit_latency"), "histogram");
+  // 2 Reception + 1 Rejection + 2 TransientFailure records so far.
+  assert.ok((value(s, "log_submit_latency_count", { logger }) ?? 0) >= 5, logger);
+  assert.equal(value(s, "thread_pool_size", { pool: "main" }), 1);
+  assert.equal(value(s, "thread_pool_parked", { pool: "main" }), 0);
+  assert.equal(value(s, "message_count"), 2);
+  assert.equal(value(s, "message_meta_resident_count"), 2);
+  const resident = value(s, "message_data_resident_count")!;
+  assert.ok(resident >= 0 && resident <= 2, String(resident));
+  const limit = value(s, "memory_limit")!;
+  assert.ok(limit > 0, String(limit));
+  assert.equal(value(s, "memory_low_thresh"), Math.floor(limit * 0.8));
+  const json = await (await fetch(`${rig.base}/metrics.json`)).json();
+  assert.equal(json.memory_limit.value, limit);
+  assert.equal(json.total_messages_received.value.service[service], 2);
+  assert.equal(rig.sink.messages.length, 0);
 });

@@ -31,6 +31,7 @@ import {
   serializeRecord,
 } from "./record.ts";
 import { markExistingReadOnly, SegmentWriter } from "./segment_writer.ts";
+import { observeLogSubmit } from "../metrics/kumo_metrics.ts"; // [metrics]
 
 /** One `per_record` entry (type name or `Any`); also what `configure_local_logs` parses. */
 export interface PerRecordConfig {
@@ -137,9 +138,12 @@ export class LocalLogger implements LogSink {
   #headers: CaptureSpec;
   #filter: LocalLoggerOptions["filter"];
   #pendingFilters = new Set<Promise<void>>();
+  /** [metrics] The `logger` label of this logger's series. */
+  readonly #metricName: string;
 
   constructor(config: LocalLogsConfig, options: LocalLoggerOptions = {}) {
     this.config = config;
+    this.#metricName = `dir-${config.logDir}`;
     this.#meta = compileCapture(config.meta, false);
     this.#headers = compileCapture(config.headers, true);
     this.#filter = options.filter;
@@ -191,7 +195,12 @@ export class LocalLogger implements LogSink {
   log(record: LogRecord, ctx: LogContext): void {
     const route = this.#routes.get(record.type);
     if (!route) return;
-    if (this.#filter === undefined) return this.#write(route, record, ctx);
+    if (this.#filter === undefined) {
+      const t0 = performance.now(); // [metrics] log_submit_latency{logger="dir-<path>"}
+      this.#write(route, record, ctx);
+      observeLogSubmit(this.#metricName, (performance.now() - t0) / 1000);
+      return;
+    }
     let verdict: boolean | Promise<boolean>;
     try {
       verdict = this.#filter(record, ctx);

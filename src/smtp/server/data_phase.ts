@@ -32,7 +32,7 @@ import { decideRelay, type ListenerDomainCache } from "./relay.ts";
 import type { SessionLogInfo } from "./reception_log.ts";
 import { receivedHeaderValue, supplementalHeaderValue } from "./trace_headers.ts";
 import { classifyReport, logReceived, type ReportVerdict } from "./report_handling.ts";
-import { countReceived } from "../../metrics/kumo_metrics.ts";
+import { countReceived, listenerService } from "../../metrics/kumo_metrics.ts";
 import type { SpoolPair } from "../../spool/spool.ts";
 import { DEFERRED_QUEUE_NAME } from "./deferred_inject.ts";
 
@@ -237,6 +237,7 @@ async function process(input: DataPhaseInput, state: PhaseState): Promise<PhaseR
   for (const { msg, queue, report } of accepted) {
     logReceived(services.logs, input.log, msg, queue, report);
     countReceived("esmtp_listener"); // [metrics] cached child, no allocation
+    if (input.log.listener) countReceived(listenerService(input.log.listener));
   }
   const results = await Promise.allSettled(toQueue.map(({ msg }) => services.handoff.insert(msg)));
   const failures: string[] = [];

@@ -20,7 +20,7 @@ import { diag } from "../../log/diag.ts";
 import type { ReceptionServices } from "./reception_services.ts";
 import { SmtpSession } from "./session.ts";
 import { serverTls } from "./tls_material.ts";
-import { countConnectionDenied, kumoMetrics } from "../../metrics/kumo_metrics.ts";
+import { countConnectionDenied, kumoMetrics, listenerService } from "../../metrics/kumo_metrics.ts";
 
 /** Split `"ip:port"` / `"[v6]:port"`. */
 export function parseListenAddress(listen: string): { host: string; port: number } {
@@ -111,9 +111,12 @@ export class EsmtpListener {
       peerPort: sock.remotePort ?? 0,
       localIp: unmap(sock.localAddress),
       localPort: sock.localPort ?? 0,
+      listener: this.#address, // [metrics]
     };
+    const service = listenerService(this.#address); // [metrics] esmtp_listener:<addr>
     if (this.#sessions.size >= this.config.maxConnections) {
       countConnectionDenied("esmtp_listener"); // [metrics]
+      countConnectionDenied(service);
       sock.end(`421 4.3.2 ${this.config.hostname} too many concurrent sessions. Try later\r\n`);
       setTimeout(() => sock.destroy(), 1000);
       return;
@@ -121,10 +124,14 @@ export class EsmtpListener {
     const session = new SmtpSession(sock, this.config, this.#services, ends);
     this.#sessions.add(session);
     kumoMetrics.totalConnectionCount.labels("esmtp_listener").inc();
+    kumoMetrics.totalConnectionCount.labels(service).inc();
     const open = kumoMetrics.connectionCount.labels("esmtp_listener");
+    const openHere = kumoMetrics.connectionCount.labels(service);
     open.inc();
+    openHere.inc();
     void session.closed.then(() => {
       open.dec();
+      openHere.dec();
       this.#sessions.delete(session);
     });
     session.start().catch((e) => {

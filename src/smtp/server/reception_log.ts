@@ -31,6 +31,8 @@ export interface SessionLogInfo {
   tlsProtocolVersion?: string;
   /** Verified client certificate subject (`tls_required_client_ca`). */
   tlsPeerSubjectName?: string[];
+  /** [metrics] The listener's bound address (`smtp_server_rejections{service="<addr>"}`). */
+  listener?: string;
 }
 
 /** True when a reply must be logged as `Rejection` (4xx/5xx except `421 4.3.2 …`). */
@@ -56,7 +58,7 @@ export function rejectionRecord(
   sender: string,
   recipient: string,
 ): LogRecord {
-  countRejection(); // [metrics] smtp_server_rejections{service="total"}
+  countRejection(info.listener); // [metrics] smtp_server_rejections{service="total"|"<addr>"}
   const now = nowEpochMs();
   const secs = Math.floor(now / 1000);
   const time = formatRfc3339Nanos(now);

@@ -38,6 +38,7 @@ import type { ReceptionServices } from "./reception_services.ts";
 import { decideRelay, ListenerDomainCache } from "./relay.ts";
 import { isLoggedRejection, rejectionRecord, type SessionLogInfo } from "./reception_log.ts";
 import { runDataPhase } from "./data_phase.ts";
+import { observeSmtpsrv } from "../../metrics/kumo_metrics.ts"; // [metrics]
 import { upgradeToTls } from "./starttls.ts";
 import { serverTls, verifiedPeerSubject } from "./tls_material.ts";
 import {
@@ -66,6 +67,8 @@ export interface SessionEndpoints {
   peerPort: number;
   localIp: string;
   localPort: number;
+  /** [metrics] The listener's bound address (`esmtp_listener:<addr>` series). */
+  listener?: string;
 }
 
 /** Buffered input above which the socket is paused while a command runs. */
@@ -164,6 +167,7 @@ export class SmtpSession {
       peerIp: ends.peerIp,
       sessionId: crypto.randomUUID(),
       nodeId: services.nodeId,
+      listener: ends.listener, // [metrics]
     };
     socket.on("close", () => this.#onClose()); // TCP_NODELAY: set by the listener
     socket.on("error", () => {});
@@ -596,6 +600,7 @@ export class SmtpSession {
     }
     this.#sender = cmd.address;
     this.state = "mail";
+    this.#txnStart = performance.now(); // [metrics] smtpsrv_transaction_duration
     await this.#reply(250, `OK <${formatEnvelopeAddress(cmd.address)}>`);
   }
 
@@ -649,8 +654,13 @@ export class SmtpSession {
     }
     await this.#reply(354, "Send body; end with CRLF.CRLF");
     this.state = "data";
+    this.#dataStart = performance.now(); // [metrics] smtpsrv_read_data_duration
     this.#reader.startData();
   }
+
+  /** [metrics] When the transaction's MAIL FROM and its DATA (354) began. */
+  #txnStart = 0;
+  #dataStart = 0;
 
   async #endOfData(ev: ReaderEvent & { kind: "data" }): Promise<void> {
     // The transaction stays visible until its reply is written (Rejection
@@ -663,6 +673,8 @@ export class SmtpSession {
         return await this.#reply(552, "5.6.0 message data must use CRLF for line endings");
       }
       this.#log.ehlo = this.#ehlo;
+      const processStart = performance.now(); // [metrics]
+      observeSmtpsrv("read_data", (processStart - this.#dataStart) / 1000);
       const r = await runDataPhase({
         services: this.#services,
         params: this.#params,
@@ -679,6 +691,9 @@ export class SmtpSession {
         relayCache: this.#relayCache,
       });
       await this.#reply(r.code, r.text);
+      const done = performance.now(); // [metrics]
+      observeSmtpsrv("process_data", (done - processStart) / 1000);
+      observeSmtpsrv("transaction", (done - this.#txnStart) / 1000);
     } catch (e) {
       if (e instanceof PolicyReject) await this.#policyReject(e);
       else throw e;
