@@ -486,9 +486,9 @@ function mod:setup_with_options(options)
 
   kumo.on('validate_config', function()
     local failed = false
-    local ok, err = pcall(load_data, file_names)
+    local ok, data_or_err = pcall(load_data, file_names)
     if not ok then
-      print('queue helper: ' .. tostring(err))
+      print('queue helper: ' .. tostring(data_or_err))
       failed = true
     end
     local ok_globs, files = pcall(kumo.eval_config_monitor_globs)
@@ -502,7 +502,7 @@ function mod:setup_with_options(options)
       end
     end
     if ok then
-      for _, p in ipairs(undefined_pools(err)) do
+      for _, p in ipairs(undefined_pools(data_or_err)) do
         print('queue helper: ' .. p)
         failed = true
       end
