@@ -6,7 +6,7 @@
  * accepted message through the returned {@linkcode Spool}.
  *
  * `'LocalDisk'` is {@linkcode LocalDiskSpool} (upstream's one-file-per-record
- * layout). `'RocksDB'` — upstream's high-throughput option — is
+ * layout; synced with `syncfs`, or per file with `KUMO_LOCALDISK_SYNC=fsync`). `'RocksDB'` — upstream's high-throughput option — is
  * {@linkcode LogSpool}, kumo-edge's own append-only segment log (not RocksDB;
  * lua-api.md §5.3 allows a clone to map the kind to its own store): one write
  * and one fdatasync per group commit. `rocks_params` are ignored by the caller.
@@ -69,5 +69,29 @@ export async function openSpool(def: SpoolDefinition): Promise<Spool> {
     throw new ConfigError(`invalid spool path for spool "${def.name}": empty`, { key: "path" });
   }
   if (kind === "RocksDB") return await LogSpool.open(def.path, { flush: def.flush ?? false });
-  return await LocalDiskSpool.open(def.path, { flush: def.flush ?? false });
+  return await LocalDiskSpool.open(def.path, {
+    flush: def.flush ?? false,
+    perFileSync: localDiskSyncEnv() === "fsync",
+  });
+}
+
+/**
+ * `KUMO_LOCALDISK_SYNC`: `fsync` makes LocalDisk spools sync per file even
+ * where `syncfs` is available (for a spool on a busy shared filesystem);
+ * unset or `syncfs` is the default.
+ *
+ * @throws {ConfigError} on any other value.
+ */
+function localDiskSyncEnv(): "syncfs" | "fsync" {
+  let v: string | undefined;
+  try {
+    v = Deno.env.get("KUMO_LOCALDISK_SYNC");
+  } catch {
+    return "syncfs"; // no env permission: the default
+  }
+  if (v === undefined || v === "" || v === "syncfs") return "syncfs";
+  if (v === "fsync") return "fsync";
+  throw new ConfigError(`invalid KUMO_LOCALDISK_SYNC "${v}": expected syncfs or fsync`, {
+    key: "KUMO_LOCALDISK_SYNC",
+  });
 }
