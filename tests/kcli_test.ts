@@ -2,7 +2,8 @@
  * `kumo kcli …` as a real process against the real program's HTTP API
  * (cli.md §4): ids and pretty JSON on stdout, notes on stderr, tables,
  * `Error: request status <code>: <reason>. Response body: <text>` with
- * exit 1, usage errors with exit 2.
+ * exit 1, usage errors with exit 2; `queue-summary --domain` filters by
+ * the domain's MX site.
  */
 import assert from "node:assert/strict";
 import { startAdminKumo, waitUntil } from "./support/admin_kumo.ts";
@@ -115,4 +116,34 @@ Deno.test("kcli subcommands against a running kumo", async () => {
     new RegExp(`\\n${rqId}\\s+drill->mx\\.test@smtp_client\\s+\\d.*\\s+drill\\n$`),
   );
   await k.sink.waitFor(1, 15_000);
+
+  // queue-summary --domain resolves the domain's MX (through the test's DNS
+  // server) and keeps the ready queues of that site: bounce.test shares
+  // dest.test's MX, so its summary shows the mx1.dest.test queue.
+  await waitUntil(
+    async () =>
+      /total_messages_delivered\{service="smtp_client:unspecified->mx1\.dest\.test@smtp_client"\} 1/
+        .test((await k.call("GET", "/metrics")).text),
+    15_000,
+    "the ready queue's delivery series",
+  );
+  const [byMx, other, failed] = await Promise.all([
+    kcli(e, "queue-summary", "--domain", "bounce.test", "--name-server", k.dnsAddress),
+    kcli(e, "queue-summary", "--domain", "dest.test", "--name-server", k.dnsAddress),
+    kcli(e, "queue-summary", "--domain", "nowhere.test", "--name-server", k.dnsAddress),
+  ]);
+  assert.equal(byMx.code, 0, byMx.stderr);
+  assert.match(
+    byMx.stdout,
+    /^SITE\s+SOURCE\s+PROTO\s+D\s+T\s+C\s+Q\nmx1\.dest\.test\s+unspecified\s+smtp_client\s+1\s/,
+  );
+  assert.doesNotMatch(byMx.stdout.split("SCHEDULED QUEUE")[1], /dest\.test/);
+  assert.equal(other.code, 0, other.stderr);
+  assert.match(other.stdout, /\nmx1\.dest\.test\s+unspecified\s+smtp_client\s+1\s/);
+  assert.equal(failed.code, 0, failed.stderr);
+  assert.match(
+    failed.stderr,
+    /^Cannot resolve MX of "nowhere\.test": .*; filtering by name instead\n$/,
+  );
+  assert.doesNotMatch(failed.stdout, /mx1\.dest\.test/);
 });

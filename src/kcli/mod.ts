@@ -25,6 +25,7 @@ Options:
 
 Subcommands:
   queue-summary           Ready and scheduled queues with counts and notes
+                          (--limit N, --by-volume, --domain D [--name-server IP:PORT])
   bounce                  Bounce queued messages (--reason, criteria or --everything)
   bounce-list             List active admin bounces (--json)
   bounce-cancel           Cancel an admin bounce (--id)

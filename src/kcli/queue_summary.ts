@@ -5,7 +5,16 @@
  * The output format is explicitly unstable upstream; this is a readable
  * approximation.
  *
- * Place: the admin client, outside the mail's path. Talks only HTTP.
+ * `--domain D` resolves D's MX records locally, like upstream, with the
+ * server's own MX code (`src/dns/`), and keeps the ready queues of D's site
+ * name and the scheduled queues whose domain is D. The system resolver is
+ * used unless `--name-server IP:PORT` (repeatable; env
+ * `KUMO_KCLI_NAME_SERVERS`, comma-separated) names others — a kumo-edge
+ * addition. When the lookup fails the note says so on stderr and the
+ * filter falls back to D as a substring of the site / queue name.
+ *
+ * Place: the admin client, outside the mail's path. Talks HTTP, and DNS
+ * for `--domain`.
  *
  * @module
  */
@@ -13,6 +22,33 @@
 import type { ApiClient } from "./api_client.ts";
 import { KcliUsageError, one, parseFlags } from "./flags.ts";
 import { renderTable } from "./table.ts";
+import { type NameServer, Resolver } from "../dns/resolver.ts";
+import { resolveMailExchanger } from "../dns/mail_exchanger.ts";
+import { parseQueueName } from "../message/queue_name.ts";
+
+/** `IP:PORT` or `[v6]:PORT` (port 53 when omitted). */
+function parseNameServer(text: string): NameServer {
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(text) ?? /^([^:]+)(?::(\d+))?$/.exec(text) ??
+    /^([0-9a-fA-F:]+)()$/.exec(text);
+  const port = m?.[2] ? Number(m[2]) : 53;
+  if (!m || port < 1 || port > 65535) {
+    throw new KcliUsageError(`invalid value '${text}' for '--name-server <IP:PORT>'`);
+  }
+  return { ip: m[1], port };
+}
+
+/**
+ * The site name of `domain` (as the server computes it for ready queue
+ * names), or an Error when its MX cannot be resolved.
+ */
+async function siteOf(domain: string, servers: NameServer[]): Promise<string | Error> {
+  try {
+    const mx = await resolveMailExchanger(domain, new Resolver({ nameServers: servers }));
+    return mx.siteName;
+  } catch (e) {
+    return e instanceof Error ? e : new Error(String(e));
+  }
+}
 
 /** One metric sample. */
 export interface Sample {
@@ -57,13 +93,29 @@ interface ReadyRow {
 
 /** The `queue-summary` subcommand. */
 export async function queueSummary(api: ApiClient, args: string[]): Promise<number> {
-  const f = parseFlags(args, { values: ["limit", "domain"], bools: ["by-volume"] });
+  const f = parseFlags(args, {
+    values: ["limit", "domain", "name-server"],
+    repeat: ["name-server"],
+    bools: ["by-volume"],
+  });
   const limitText = one(f, "limit");
   if (limitText !== undefined && !/^\d+$/.test(limitText)) {
     throw new KcliUsageError(`invalid value '${limitText}' for '--limit <LIMIT>': invalid digit`);
   }
   const limit = limitText === undefined ? Infinity : Number(limitText);
   const domain = one(f, "domain")?.toLowerCase();
+  const serverTexts = f.values.get("name-server") ??
+    (Deno.env.get("KUMO_KCLI_NAME_SERVERS") ?? "").split(",").map((s) => s.trim()).filter((s) =>
+      s !== ""
+    );
+  const servers = serverTexts.map(parseNameServer);
+  let site: string | null = null;
+  if (domain) {
+    const r = await siteOf(domain, servers);
+    if (r instanceof Error) {
+      console.error(`Cannot resolve MX of "${domain}": ${r.message}; filtering by name instead`);
+    } else site = r;
+  }
   const [metrics, suspends, bounces, readySuspends, states] = await Promise.all([
     api.text("GET", "/metrics"),
     api.json<Record<string, unknown>[]>("GET", "/api/admin/suspend/v1"),
@@ -102,7 +154,8 @@ export async function queueSummary(api: ApiClient, args: string[]): Promise<numb
     (row[field] as number) = s.value;
   }
   let ready = [...rows.entries()];
-  if (domain) ready = ready.filter(([, r]) => r.site.toLowerCase().includes(domain));
+  if (site !== null) ready = ready.filter(([, r]) => r.site === site);
+  else if (domain) ready = ready.filter(([, r]) => r.site.toLowerCase().includes(domain));
   ready.sort((a, b) =>
     f.bools.has("by-volume")
       ? b[1].q - a[1].q || a[0].localeCompare(b[0])
@@ -131,7 +184,12 @@ export async function queueSummary(api: ApiClient, args: string[]): Promise<numb
     );
   }
   if (notes.length > 0) console.log("\n" + notes.join("\n"));
-  let schedRows = [...sched.entries()].filter(([n]) => !domain || n.toLowerCase().includes(domain));
+  let schedRows = [...sched.entries()].filter(([n]) =>
+    !domain ||
+    (site !== null
+      ? parseQueueName(n).domain.toLowerCase() === domain
+      : n.toLowerCase().includes(domain))
+  );
   schedRows.sort((a, b) =>
     f.bools.has("by-volume") ? b[1] - a[1] || a[0].localeCompare(b[0]) : a[0].localeCompare(b[0])
   );

@@ -22,6 +22,8 @@ export interface AdminKumo extends AsyncDisposable {
   dir: string;
   /** `http://127.0.0.1:PORT` */
   endpoint: string;
+  /** `IP:PORT` of the loopback DNS server (dest.test, bounce.test → mx1.dest.test). */
+  dnsAddress: string;
   /** One request with `Content-Type: application/json` (GETs carry `null`, like kcli). */
   call(
     method: string,
@@ -76,6 +78,7 @@ end)
     sink,
     dir,
     endpoint,
+    dnsAddress: dns.address,
     async call(method, path, body = null) {
       const payload = new TextEncoder().encode(JSON.stringify(body));
       const { status, text } = await new Promise<{ status: number; text: string }>(
