@@ -2,11 +2,13 @@
  * The Message API as policy sees it (lua-api.md §7.1–7.3): Lua handlers in a
  * real PolicyEngine call the `msg:*` methods on a real Message and return
  * what they saw; the spool-control methods run against real LocalDisk
- * spools. The last test drives the same methods from
+ * spools, `dkim_verify` against keys on the test's own DNS server. The
+ * last test drives the same methods from
  * `smtp_server_message_received` through the real program and reads what
  * reached the spool.
  */
 import assert from "node:assert/strict";
+import crypto from "node:crypto";
 import { PolicyEngine } from "../src/policy/engine.ts";
 import { buildCatalogue } from "../src/policy/catalogue.ts";
 import { newServerConfig } from "../src/policy/server_config.ts";
@@ -28,7 +30,7 @@ interface Loaded extends AsyncDisposable {
 }
 
 /** Load `source` into a real engine whose runtime may be given spools later. */
-async function load(source: string): Promise<Loaded> {
+async function load(source: string, resolver = new Resolver()): Promise<Loaded> {
   const dir = await Deno.makeTempDir({ prefix: "kumo-luamsg-" });
   await Deno.writeTextFile(`${dir}/init.lua`, source);
   const runtime: PolicyRuntime = {};
@@ -37,7 +39,7 @@ async function load(source: string): Promise<Loaded> {
   engine = await PolicyEngine.load({
     policyPath: `${dir}/init.lua`,
     version: "test",
-    catalogue: buildCatalogue(() => engine, newServerConfig(), new Resolver(), runtime),
+    catalogue: buildCatalogue(() => engine, newServerConfig(), resolver, runtime),
   });
   const eng = engine;
   return {
@@ -395,7 +397,99 @@ end)`);
   }
 });
 
-Deno.test("every method of the spec's Message table (§7.1, long tail aside) exists", async () => {
+Deno.test("msg:add_authentication_results prepends upstream's Authentication-Results layout", async () => {
+  await using p = await load(`
+kumo.on('t', function(msg, step)
+  if step == 'add' then
+    msg:add_authentication_results('mx.test', {
+      { method = 'dkim', result = 'pass', props = { ['header.d'] = 'shop.test', ['header.a'] = 'rsa-sha256' } },
+      { method = 'spf', method_version = 1, result = 'fail', reason = 'not permitted', props = {} },
+    })
+  elseif step == 'none' then
+    msg:add_authentication_results('mx.test', {})
+  elseif step == 'bad' then
+    msg:add_authentication_results('mx.test', { { method = 'dkim' } })
+  end
+end)`);
+  const msg = message("Subject: x\r\n\r\nbody\r\n");
+  await p.engine.callOrThrow("t", "ms", [msg, "add"]);
+  await p.engine.callOrThrow("t", "ms", [msg, "none"]);
+  assert.equal(
+    dec(msg.data),
+    "Authentication-Results: mx.test; none\r\n" +
+      "Authentication-Results: mx.test;\r\n\tdkim=pass\r\n\theader.a=rsa-sha256\r\n" +
+      '\theader.d=shop.test;\r\n\tspf/1=fail reason="not permitted"\r\n' +
+      "Subject: x\r\n\r\nbody\r\n",
+  );
+  await assert.rejects(
+    p.engine.callOrThrow("t", "ms", [msg, "bad"]),
+    /Cannot use authentication result 1: "result" must be a non-empty string/,
+  );
+});
+
+Deno.test("msg:dkim_verify checks each signature with keys from the test's DNS", async () => {
+  const { privateKey, publicKey } = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const pem = privateKey.export({ type: "pkcs8", format: "pem" }) as string;
+  const txt = `v=DKIM1; k=rsa; p=${
+    publicKey.export({ type: "spki", format: "der" }).toString("base64")
+  }`;
+  await using dns = await startDnsServer({ zones: { "s1._domainkey.shop.test": { TXT: [txt] } } });
+  const [ip, port] = dns.address.split(":");
+  await using p = await load(
+    `
+local function signer(selector)
+  return kumo.dkim.rsa_sha256_signer {
+    domain = 'shop.test', selector = selector, headers = { 'From', 'Subject' },
+    key = { key_data = ${JSON.stringify(pem)} },
+  }
+end
+kumo.on('t', function(msg, step)
+  if step == 'sign' then msg:dkim_sign(signer('s1'))
+  elseif step == 'sign_unknown' then msg:dkim_sign(signer('gone'))
+  elseif step == 'tamper' then msg:set_data(msg:get_data() .. 'tampered\\r\\n')
+  elseif step == 'verify' then
+    local results = msg:dkim_verify()
+    msg:add_authentication_results('mx.test', results)
+    return results
+  end
+end)`,
+    new Resolver({ nameServers: [{ ip, port: Number(port) }] }),
+  );
+  const msg = message("From: a@shop.test\r\nSubject: signed\r\n\r\nbody\r\n");
+  assert.deepEqual(await p.engine.callOrThrow("t", "ms", [msg, "verify"]) ?? {}, {}, "unsigned");
+  await p.engine.callOrThrow("t", "ms", [msg, "sign"]);
+  const [pass] = await p.engine.callOrThrow("t", "ms", [msg, "verify"]) as Record<
+    string,
+    unknown
+  >[];
+  assert.equal(pass.method, "dkim");
+  assert.equal(pass.result, "pass");
+  const props = pass.props as Record<string, string>;
+  assert.equal(props["header.d"], "shop.test");
+  assert.equal(props["header.s"], "s1");
+  assert.equal(props["header.a"], "rsa-sha256");
+  assert.equal(props["header.b"]?.length, 8);
+  assert.match(
+    dec(msg.data)!,
+    /^Authentication-Results: mx\.test;\r\n\tdkim=pass\r\n\theader\.a=rsa-sha256\r\n\theader\.b=/,
+  );
+
+  await p.engine.callOrThrow("t", "ms", [msg, "tamper"]);
+  await p.engine.callOrThrow("t", "ms", [msg, "sign_unknown"]);
+  const results = await p.engine.callOrThrow("t", "ms", [msg, "verify"]) as Record<
+    string,
+    unknown
+  >[];
+  const bySelector = new Map(
+    results.map((r) => [(r.props as Record<string, string>)["header.s"], r]),
+  );
+  assert.equal(bySelector.get("gone")?.result, "permerror", "no key in DNS");
+  assert.equal(bySelector.get("gone")?.reason, "no key");
+  assert.equal(bySelector.get("s1")?.result, "fail", "the body changed after signing");
+  assert.equal(bySelector.get("s1")?.reason, "body hash did not verify");
+});
+
+Deno.test("every method of the spec's Message table (§7.1) exists but the MIME and ARC ones", async () => {
   await using p = await load(`
 kumo.on('t', function(msg, names)
   local missing = {}
@@ -444,6 +538,8 @@ end)`);
     "shrink",
     "shrink_data",
     "set_force_sync",
+    "add_authentication_results",
+    "dkim_verify",
   ];
   const msg = message("Subject: x\r\n\r\nbody\r\n");
   const missing = await p.engine.callOrThrow("t", "mt", [msg, names]);

@@ -31,7 +31,7 @@ import { evalGlobs } from "./config_monitor.ts";
 import { MESSAGE_METHODS, messageAsyncFunctions } from "./message_methods.ts";
 import { dkimFunctions } from "./host/dkim.ts";
 import { CONN_METHODS } from "./conn_methods.ts";
-import { dnsFunctions } from "./host/dns.ts";
+import { dnsFunctions, resolverPicker } from "./host/dns.ts";
 import { SHAPING_SYNC_FUNCTIONS, shapingAsyncFunctions } from "./host/shaping.ts";
 import type { Resolver } from "../dns/resolver.ts";
 import type { DnsResolverConfig } from "./config/dns_resolver.ts";
@@ -190,7 +190,7 @@ export function buildCatalogue(
       ...STRING_ASYNC_FUNCTIONS,
       ...dnsFunctions(resolver, cfg.namedResolvers),
       ...shapingAsyncFunctions(engine, resolver),
-      ...messageAsyncFunctions(runtime),
+      ...messageAsyncFunctions(runtime, resolverPicker(resolver, cfg.namedResolvers)),
       ...longTailAsync(engine, runtime),
     },
     messageMethods: MESSAGE_METHODS as HostCatalogue["messageMethods"],

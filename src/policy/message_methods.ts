@@ -23,6 +23,12 @@ import { parseRfc3464, parseRfc5965 } from "../message/report_parser.ts";
 import { checkFixConformance, parseConformanceFlags } from "../message/conformance.ts";
 import type { SpoolPair } from "../spool/spool.ts";
 import { type DkimSigner, dkimSignMessage } from "./host/dkim.ts";
+import { dkimVerifyMessage } from "./host/dkim_verify.ts";
+import {
+  formatAuthenticationResults,
+  parseAuthenticationResults,
+} from "../message/auth_results.ts";
+import type { Resolver } from "../dns/resolver.ts";
 import type { PolicyRuntime } from "./runtime.ts";
 
 function addr(a: EnvelopeAddress): EnvelopeAddress {
@@ -103,6 +109,14 @@ export const MESSAGE_METHODS: Record<string, (msg: Message, ...args: never[]) =>
       problem: singleAddressProblem(entries),
     };
   },
+  add_authentication_results: (m, servId: string, results: unknown) =>
+    m.prependHeader(
+      "Authentication-Results",
+      formatAuthenticationResults(
+        str(servId, "msg:add_authentication_results: serv_id"),
+        parseAuthenticationResults(results),
+      ),
+    ),
   set_force_sync: (m, b: boolean) => {
     m.forceSync = Boolean(b);
   },
@@ -200,8 +214,14 @@ function spoolsOf(runtime: PolicyRuntime, method: string): SpoolPair {
  */
 export function asyncMessageMethods(
   runtime: PolicyRuntime,
+  resolverFor: (name?: string) => Resolver = noResolver,
 ): Record<string, (msg: Message, ...args: never[]) => Promise<unknown>> {
   return {
+    dkim_verify: async (m, resolverName?: string) => {
+      const resolver = resolverFor(resolverName ?? undefined);
+      await loadMessageData(m, runtime.spools);
+      return await dkimVerifyMessage(m.getData(), resolver);
+    },
     dkim_sign: async (m, signer: DkimSigner) => {
       await loadMessageData(m, runtime.spools);
       return await dkimSignMessage(m, signer);
@@ -233,11 +253,19 @@ export function asyncMessageMethods(
   };
 }
 
-/** `kumo.__msg_async`, the host side of {@link asyncMessageMethods}. */
+function noResolver(): Resolver {
+  throw new Error("Cannot call msg:dkim_verify(): no DNS resolver is configured");
+}
+
+/**
+ * `kumo.__msg_async`, the host side of {@link asyncMessageMethods};
+ * `resolverFor` gives the Resolver for an optional `define_resolver` name.
+ */
 export function messageAsyncFunctions(
   runtime: PolicyRuntime,
+  resolverFor?: (name?: string) => Resolver,
 ): Record<string, (...args: never[]) => Promise<unknown>> {
-  const methods = asyncMessageMethods(runtime);
+  const methods = asyncMessageMethods(runtime, resolverFor);
   return {
     __msg_async: ((msg: Message, method: string, ...args: never[]) => {
       const f = methods[method];

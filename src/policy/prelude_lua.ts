@@ -182,6 +182,7 @@ end
 function MessageMethods:parse_rfc3464() return kumo.__msg_async(rawget(self, 1), 'parse_rfc3464') end
 function MessageMethods:parse_rfc5965() return kumo.__msg_async(rawget(self, 1), 'parse_rfc5965') end
 function MessageMethods:save() kumo.__msg_async(rawget(self, 1), 'save') end
+function MessageMethods:dkim_verify(resolver) return kumo.__msg_async(rawget(self, 1), 'dkim_verify', resolver) end
 function MessageMethods:shrink() kumo.__msg_async(rawget(self, 1), 'shrink') end
 function MessageMethods:shrink_data() kumo.__msg_async(rawget(self, 1), 'shrink_data') end
 local function wrap_msg(ud) return setmetatable({ ud }, Message) end

@@ -22,7 +22,7 @@ function withDot(name: string): string {
  * The Resolver for an optional resolver name: the default one without a
  * name, else one built (once per definition) from `define_resolver`.
  */
-function resolverPicker(
+export function resolverPicker(
   resolver: Resolver,
   named: ReadonlyMap<string, unknown>,
 ): (name: unknown) => Resolver {
