@@ -561,7 +561,15 @@ kumo.on('init', function()
   kumo.configure_local_logs { log_dir = '${dir}/logs' }
 end)
 kumo.on('get_queue_config', function() return kumo.make_queue_config { retry_interval = '1h' } end)
+kumo.on('smtp_server_mail_from', function(sender, conn)
+  -- conn_meta set before DATA is copied into the message's meta
+  conn:set_meta('x_mail_from', tostring(sender))
+  conn:set_meta('x_dropped', 'soon')
+  conn:set_meta('x_dropped', nil)
+end)
+local hold_until = '${new Date(Date.now() + 3600_000).toISOString()}'
 kumo.on('smtp_server_message_received', function(msg, conn)
+  msg:set_scheduling { first_attempt = hold_until } -- no delivery attempt while we look
   local subject = msg:get_first_named_header_value('Subject')
   if subject == 'methods' then
     msg:import_x_headers()
@@ -618,6 +626,10 @@ end)
       '{"Address":{"name":null,"address":"x@slow.test"}}]',
   );
   assert.match(m1.meta.x_peer, /^127\.0\.0\.1:\d+$/);
+  assert.equal(m1.meta.x_mail_from, "s@src.test", "conn_meta copied into the message");
+  assert.ok(!("x_dropped" in m1.meta), "conn_meta:set_meta(k, nil) removes the key");
+  assert.equal(m1.meta.ehlo_domain, "client.test");
+  assert.equal(m1.meta.reception_protocol, "ESMTP");
   assert.equal(m1.meta.x_rcpt_before, "r@slow.test");
   assert.equal(m1.meta.x_rcpt_count, 2);
   const d1 = data(id1);
