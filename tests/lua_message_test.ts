@@ -286,7 +286,8 @@ kumo.on('t', function(msg)
   msg:set_meta('gone', nil)
   local t = msg:get_meta('t')
   return { msg:get_meta('n') + 1, msg:get_meta('s'), t.a, t.list[2], msg:get_meta('b'),
-    msg:get_meta('gone') == nil, msg:get_meta('missing') == nil, msg:get_meta('received_from') }
+    msg:get_meta('gone') == nil, msg:get_meta('missing') == nil, msg:get_meta('received_from'),
+    tostring(msg:get_meta('missing')), select('#', msg:get_meta('missing')) }
 end)`);
   const msg = new Message({
     sender: "s@src.test",
@@ -303,6 +304,8 @@ end)`);
     true,
     true,
     "127.0.0.1:1234",
+    "nil",
+    1,
   ]);
   assert.deepEqual(msg.meta.t, { a: 1, list: ["x", "y"] });
   assert.equal(msg.meta.gone, null);

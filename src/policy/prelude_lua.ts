@@ -135,7 +135,8 @@ setmetatable(MessageMethods, {
       if type(self) ~= 'table' or getmetatable(self) ~= Message then
         error('msg:' .. name .. ': call it as a method (msg:' .. name .. '(...))', 2)
       end
-      return msg_call(rawget(self, 1), name, ...)
+      -- exactly one value: a missing one is nil, not "no value" (tostring(msg:get_meta('x')))
+      return (msg_call(rawget(self, 1), name, ...))
     end
     rawset(t, name, f)
     return f
@@ -191,7 +192,7 @@ kumo.__wrap_msg = wrap_msg
 local conn_call = hw(H.conn_call)
 local ConnMeta = { __kumo_ud = true, __kumo_kind = 'c' }
 ConnMeta.__index = {
-  get_meta = function(self, k) return conn_call(rawget(self, 1), 'get_meta', k) end,
+  get_meta = function(self, k) return (conn_call(rawget(self, 1), 'get_meta', k)) end,
   set_meta = function(self, k, v) return conn_call(rawget(self, 1), 'set_meta', k, v) end,
   auth_info = function(self) return conn_call(rawget(self, 1), 'auth_info') end,
 }
