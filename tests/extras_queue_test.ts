@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { PolicyEngine } from "../src/policy/engine.ts";
 import { buildCatalogue } from "../src/policy/catalogue.ts";
 import { newServerConfig } from "../src/policy/server_config.ts";
-import { Resolver } from "../src/dns/resolver.ts";
+import { offlineResolver } from "./support/offline_resolver.ts";
 import { Message } from "../src/message/message.ts";
 import { PolicyReject } from "../src/policy/policy_error.ts";
 import { isConfigObject } from "../src/policy/config_object.ts";
@@ -97,7 +97,7 @@ async function loadEngine(
     policyPath: `${dir}/init.lua`,
     version: "test",
     validating,
-    catalogue: buildCatalogue(() => engine, cfg, new Resolver()),
+    catalogue: buildCatalogue(() => engine, cfg, offlineResolver()),
   });
   return { engine, dir };
 }

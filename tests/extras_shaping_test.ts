@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { PolicyEngine } from "../src/policy/engine.ts";
 import { buildCatalogue } from "../src/policy/catalogue.ts";
 import { newServerConfig } from "../src/policy/server_config.ts";
-import { Resolver } from "../src/dns/resolver.ts";
+import { offlineResolver } from "./support/offline_resolver.ts";
 import { isConfigObject } from "../src/policy/config_object.ts";
 import { type DnsServer, startDnsServer } from "./support/dns_server.ts";
 import { startSmtpSink } from "./support/smtp_sink.ts";
@@ -90,7 +90,7 @@ end)
   engine = await PolicyEngine.load({
     policyPath: `${dir}/init.lua`,
     version: "test",
-    catalogue: buildCatalogue(() => engine, cfg, new Resolver()),
+    catalogue: buildCatalogue(() => engine, cfg, offlineResolver()),
   });
   const e = engine;
   return {

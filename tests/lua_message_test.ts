@@ -13,6 +13,7 @@ import { PolicyEngine } from "../src/policy/engine.ts";
 import { buildCatalogue } from "../src/policy/catalogue.ts";
 import { newServerConfig } from "../src/policy/server_config.ts";
 import { Resolver } from "../src/dns/resolver.ts";
+import { offlineResolver } from "./support/offline_resolver.ts";
 import type { PolicyRuntime } from "../src/policy/runtime.ts";
 import { Message } from "../src/message/message.ts";
 import { LocalDiskSpool } from "../src/spool/local_disk_spool.ts";
@@ -30,7 +31,7 @@ interface Loaded extends AsyncDisposable {
 }
 
 /** Load `source` into a real engine whose runtime may be given spools later. */
-async function load(source: string, resolver = new Resolver()): Promise<Loaded> {
+async function load(source: string, resolver = offlineResolver()): Promise<Loaded> {
   const dir = await Deno.makeTempDir({ prefix: "kumo-luamsg-" });
   await Deno.writeTextFile(`${dir}/init.lua`, source);
   const runtime: PolicyRuntime = {};

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { PolicyEngine } from "./engine.ts";
 import { buildCatalogue } from "./catalogue.ts";
 import { newServerConfig, type ServerConfig } from "./server_config.ts";
-import { Resolver } from "../dns/resolver.ts";
+import { offlineResolver } from "../../tests/support/offline_resolver.ts";
 import { PolicyError, PolicyReject } from "./policy_error.ts";
 import { isConfigObject } from "./config_object.ts";
 import { findModule } from "./module_finder.ts";
@@ -44,7 +44,7 @@ async function load(
   // assigned once; the catalogue's closure reads it after load
   // deno-lint-ignore prefer-const
   let engine: PolicyEngine | undefined;
-  const catalogue = buildCatalogue(() => engine, cfg, new Resolver());
+  const catalogue = buildCatalogue(() => engine, cfg, offlineResolver());
   Object.assign(catalogue.syncFunctions, opts.host ?? {});
   engine = await PolicyEngine.load({
     policyPath: path,
@@ -91,7 +91,7 @@ Deno.test("a missing policy file is reported", async () => {
     PolicyEngine.load({
       policyPath: "/nonexistent/init.lua",
       version: "t",
-      catalogue: buildCatalogue(() => undefined, newServerConfig(), new Resolver()),
+      catalogue: buildCatalogue(() => undefined, newServerConfig(), offlineResolver()),
     }),
     /Error evaluating policy file "\/nonexistent\/init.lua"/,
   );

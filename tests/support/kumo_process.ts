@@ -28,10 +28,19 @@ export interface KumoProcess extends AsyncDisposable {
   kill(): Promise<void>;
 }
 
-/** The standard policy prelude: listener, spools and logs inside `dir`. */
+/**
+ * The standard policy prelude: listener, spools and logs inside `dir`. A
+ * policy that does not point `kumo.dns.configure_resolver` at the test's own
+ * DNS server gets an empty test resolver (every name NXDOMAIN, answered in
+ * process), so no lookup ever reaches the system resolver.
+ */
 export function basePolicy(dir: string, listenerExtra = "", initExtra = "", extra = ""): string {
+  const dns = /configure(_test)?_resolver/.test(initExtra + extra)
+    ? ""
+    : "kumo.dns.configure_test_resolver {}";
   return `local kumo = require 'kumo'
 kumo.on('init', function()
+  ${dns}
   kumo.start_esmtp_listener { listen = '127.0.0.1:0', hostname = 'mx.test', ${listenerExtra} }
   kumo.define_spool { name = 'data', path = '${dir}/spool/data' }
   kumo.define_spool { name = 'meta', path = '${dir}/spool/meta' }

@@ -9,7 +9,7 @@
 import { PolicyEngine } from "../../src/policy/engine.ts";
 import { buildCatalogue } from "../../src/policy/catalogue.ts";
 import { newServerConfig, type ServerConfig } from "../../src/policy/server_config.ts";
-import { Resolver } from "../../src/dns/resolver.ts";
+import { offlineResolver } from "./offline_resolver.ts";
 
 /** A loaded engine, its recorded server config and its temp dir. */
 export interface LoadedPolicy extends Disposable {
@@ -35,7 +35,7 @@ export async function loadPolicy(
     engine = await PolicyEngine.load({
       policyPath: path,
       version: "test",
-      catalogue: buildCatalogue(() => engine, cfg, new Resolver()),
+      catalogue: buildCatalogue(() => engine, cfg, offlineResolver()),
     });
   } catch (e) {
     await Deno.remove(dir, { recursive: true });

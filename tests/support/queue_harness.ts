@@ -13,7 +13,7 @@
 import { PolicyEngine } from "../../src/policy/engine.ts";
 import { buildCatalogue } from "../../src/policy/catalogue.ts";
 import { newServerConfig } from "../../src/policy/server_config.ts";
-import { Resolver } from "../../src/dns/resolver.ts";
+import { offlineResolver } from "./offline_resolver.ts";
 import { openSpool } from "../../src/spool/mod.ts";
 import type { SpoolPair } from "../../src/spool/spool.ts";
 import { LogDispatcher } from "../../src/log/local_logger.ts";
@@ -74,7 +74,7 @@ export async function startHarness(policy: string, dir?: string): Promise<Harnes
   const path = `${dir}/policy.lua`;
   await Deno.writeTextFile(path, policy);
   const cfg = newServerConfig();
-  const resolver = new Resolver();
+  const resolver = offlineResolver();
   // deno-lint-ignore prefer-const
   let engine: PolicyEngine | undefined;
   engine = await PolicyEngine.load({

@@ -11,7 +11,7 @@
 import { PolicyEngine } from "../engine.ts";
 import { buildCatalogue } from "../catalogue.ts";
 import { newServerConfig } from "../server_config.ts";
-import { Resolver } from "../../dns/resolver.ts";
+import { offlineResolver } from "../../../tests/support/offline_resolver.ts";
 import type { PolicyRuntime } from "../runtime.ts";
 
 /** A loaded engine that removes its temp dir when disposed. */
@@ -47,7 +47,7 @@ export async function loadTestPolicy(
       catalogue: buildCatalogue(
         () => engine,
         newServerConfig(),
-        new Resolver(),
+        offlineResolver(),
         opts.runtime ?? {},
       ),
     });
