@@ -189,7 +189,11 @@ end)`,
       text_body: "text for {{ name }}",
       amp_html_body: "<p>amp for {{ name }}</p>",
       html_body: "<p>html for {{ name }}</p>",
-      headers: { To: "List <list@dest.test>", "X-A": "{{ email }}" },
+      headers: {
+        To: "List <list@dest.test>",
+        "X-A": "{{ email }}",
+        "X-Norm": "{{ '250 OK ids=8a5475ccbbc611eda12250ebf67f93bd'|normalize_smtp_response }}",
+      },
     },
   });
   assert.equal(builder.status, 200, builder.text);
@@ -229,6 +233,7 @@ end)`,
   assert.equal(parsed.subject, "sent 1970-01-01 00:00 ANA");
   assert.deepEqual(parsed.replyTo, [{ address: "help@src.test", name: "Help Ana" }]);
   assert.deepEqual(parsed.to, [{ address: "list@dest.test", name: "List" }]);
+  assert.equal(parsed.headers.find((h) => h.key === "x-norm")?.value, "250 OK ids={uuid}");
   assert.equal((anaText.match(/\r\nTo: /g) ?? []).length, 1, anaText);
   assert.equal(header(anaText, "X-A"), "ana@dest.test");
   assert.equal(parsed.text?.trim(), "text for Ana");

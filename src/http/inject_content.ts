@@ -24,6 +24,7 @@ import { buildMimeMessage, type BuiltAttachment } from "./mime_builder.ts";
 import { prepareRawMessage } from "./raw_content.ts";
 import { formatMailbox } from "./mime_encoding.ts";
 import { parseEnvelopeAddress } from "../message/envelope_address.ts";
+import { loadNormalizerDictionary } from "../util/normalize_smtp_response.ts";
 
 /** Compiled content of one request. */
 export interface PreparedContent extends Disposable {
@@ -74,6 +75,17 @@ export function recipientVars(req: InjectRequest, rcpt: InjectRecipient): Record
   if (rcpt.name !== null) vars.name = rcpt.name;
   vars.to_header = toHeaderOf(rcpt);
   return Object.assign(vars, rcpt.substitutions);
+}
+
+/**
+ * Load what a request's templates need before {@link prepareContent}
+ * compiles them: today the word list of the `normalize_smtp_response`
+ * filter, loaded once and only by a request that uses the filter.
+ */
+export async function loadContentHelpers(req: InjectRequest): Promise<void> {
+  if (JSON.stringify(req.content).includes("normalize_smtp_response")) {
+    await loadNormalizerDictionary();
+  }
 }
 
 /**

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { compileTemplates } from "./inject_templates.ts";
 import { HttpError } from "./request_body.ts";
+import { loadNormalizerDictionary } from "../util/normalize_smtp_response.ts";
 
 function jinja(source: string, vars: Record<string, unknown> = {}, name = "t.txt"): string {
   using set = compileTemplates("Jinja", [{ name, field: "content", source }]);
@@ -63,7 +64,8 @@ Deno.test("Jinja: a bad date fails the render, and the engine keeps working", ()
   assert.equal(set.render("a.txt", { v: 0 }), "Jan 1 1970 00:00");
 });
 
-Deno.test("Jinja: normalize_smtp_response filter, auto-escape only in .html", () => {
+Deno.test("Jinja: normalize_smtp_response filter, auto-escape only in .html", async () => {
+  await loadNormalizerDictionary(); // the inject endpoint does this (loadContentHelpers)
   assert.equal(
     jinja("{{ r|normalize_smtp_response }}", { r: "250 OK ids=8a5475ccbbc611eda12250ebf67f93bd" }),
     "250 OK ids={uuid}",

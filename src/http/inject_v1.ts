@@ -44,7 +44,7 @@ import type { AuthInfo, HttpEnv } from "./access_rules.ts";
 import type { HttpServices } from "./http_services.ts";
 import { HttpError, readJsonBody } from "./request_body.ts";
 import { type InjectRecipient, type InjectRequest, parseInjectRequest } from "./inject_request.ts";
-import { prepareContent, type PreparedContent } from "./inject_content.ts";
+import { loadContentHelpers, prepareContent, type PreparedContent } from "./inject_content.ts";
 import { refusalReason } from "./check_liveness_v1.ts";
 
 /** The internal queue of deferred-generation requests. */
@@ -317,6 +317,7 @@ export async function runGeneratorMessage(
     if (data === null) throw new Error("request body is missing from the spool");
     const req = parseInjectRequest(JSON.parse(new TextDecoder().decode(data)));
     const sender = parseSender(req.envelopeSender);
+    await loadContentHelpers(req);
     using content = prepareContent(req);
     await injectRecipients(services, origin, req, sender, content);
     rec.type = "Delivery";
@@ -360,6 +361,7 @@ export function injectV1(services: HttpServices) {
       } catch (e) {
         throw new HttpError(500, `Error: envelope_sender: ${errorText(e)}`);
       }
+      await loadContentHelpers(req);
       using content = prepareContent(req);
       const auth = c.get("auth");
       const origin: InjectOrigin = {

@@ -5,7 +5,7 @@
  * `str` semantics (an empty pattern matches at every character boundary);
  * `psl_*` use the full Public Suffix List (tldts, private section
  * included); `eval_template` is MiniJinja (minijinja-js) like upstream;
- * `normalize_smtp_response` is in smtp_response_normalize.ts.
+ * `normalize_smtp_response` is in src/util/normalize_smtp_response.ts.
  *
  * @module
  */
@@ -13,7 +13,10 @@
 import { getDomain, getPublicSuffix } from "tldts";
 import { Environment } from "minijinja-js";
 import { multi } from "../lua_context.ts";
-import { loadNormalizerDictionary, normalizeSmtpResponse } from "./smtp_response_normalize.ts";
+import {
+  loadNormalizerDictionary,
+  normalizeSmtpResponse,
+} from "../../util/normalize_smtp_response.ts";
 
 /**
  * Start offsets of the non-overlapping matches of `pat` in `s`, left to
