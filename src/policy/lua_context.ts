@@ -28,6 +28,7 @@ import {
 } from "wasmoon";
 import { PRELUDE_LUA } from "./prelude_lua.ts";
 import { FastTableExtension } from "./lua_tables.ts";
+import { RawLua } from "./lua_raw.ts";
 
 /** What a dispatch produced. */
 export type DispatchResult =
@@ -92,42 +93,38 @@ export function toLua(value: unknown): unknown {
   return out;
 }
 
-/** Pushes one dispatch argument; scalars without the generic machinery. */
-function pushArg(t: LuaThread, a: unknown): void {
-  const lua = t.lua;
+/** Pushes one dispatch argument; scalars straight through {@link RawLua}. */
+function pushArg(t: LuaThread, raw: RawLua, a: unknown): void {
   switch (typeof a) {
     case "string":
-      lua.lua_pushstring(t.address, a);
+      raw.pushString(a);
       return;
     case "undefined":
-      lua.lua_pushnil(t.address);
+      raw.pushNil();
       return;
     case "boolean":
-      lua.lua_pushboolean(t.address, a ? 1 : 0);
+      raw.pushBoolean(a);
       return;
     default:
-      if (a === null) lua.lua_pushnil(t.address);
+      if (a === null) raw.pushNil();
       else t.pushValue(toLua(a));
   }
 }
 
 /** Reads one result; host objects (js_userdata) straight from the registry. */
-function readValue(t: LuaThread, i: number): unknown {
-  const lua = t.lua;
-  const L = t.address;
-  switch (lua.lua_type(L, i)) {
+function readValue(t: LuaThread, raw: RawLua, i: number): unknown {
+  switch (raw.type(i)) {
     case LuaType.Nil:
       return undefined;
     case LuaType.Number:
-      return lua.lua_tonumberx(L, i, null);
+      return raw.toNumber(i);
     case LuaType.String:
-      return lua.lua_tolstring(L, i, null);
+      return raw.toString(i);
     case LuaType.Boolean:
-      return lua.lua_toboolean(L, i) !== 0;
+      return raw.toBoolean(i);
     case LuaType.Userdata: {
-      const ud = lua.luaL_testudata(L, i, "js_userdata");
-      if (ud) return lua.getRef(lua.module.getValue(ud, "*") as number);
-      return t.getValue(i);
+      const ref = raw.jsRef(i);
+      return ref >= 0 ? t.lua.getRef(ref) : t.getValue(i);
     }
     default:
       return t.getValue(i);
@@ -144,7 +141,8 @@ export class LuaContext {
   #threadRef: number;
   #dispatchRef: number;
   #dispatchRefBig: bigint;
-  #nres: number;
+  /** Direct calls for the dispatch hot path. */
+  #raw: RawLua;
   #handlers: Set<string>;
   #sessionRef = 0; // [session]
 
@@ -161,7 +159,7 @@ export class LuaContext {
     this.#threadRef = threadRef;
     this.#dispatchRef = dispatchRef;
     this.#dispatchRefBig = BigInt(dispatchRef);
-    this.#nres = thread.lua.module._malloc(4);
+    this.#raw = new RawLua(thread);
     this.#handlers = handlers;
     this.epoch = epoch;
   }
@@ -231,23 +229,22 @@ export class LuaContext {
   async dispatch(event: string, kinds: string, args: readonly unknown[]): Promise<DispatchResult> {
     this.uses++;
     const t = this.#thread;
-    const lua = t.lua;
-    const L = t.address;
-    lua.lua_settop(L, 0);
-    lua.lua_rawgeti(L, LUA_REGISTRYINDEX, this.#dispatchRefBig);
-    lua.lua_pushstring(L, event);
-    lua.lua_pushstring(L, kinds);
-    for (const a of args) pushArg(t, a);
+    const raw = this.#raw;
+    raw.settop(0);
+    raw.rawgeti(LUA_REGISTRYINDEX, this.#dispatchRefBig);
+    raw.pushString(event);
+    raw.pushString(kinds);
+    for (const a of args) pushArg(t, raw, a);
     let r: unknown[];
     try {
       r = await this.#resume(2 + args.length);
     } catch (e) {
-      lua.lua_resetthread(L);
-      lua.lua_settop(L, 0);
+      t.lua.lua_resetthread(t.address);
+      raw.settop(0);
       const message = e instanceof Error ? e.message : String(e);
       return { kind: "error", message, traceback: message };
     }
-    lua.lua_settop(L, 0);
+    raw.settop(0);
     return resultOf(r);
   }
 
@@ -270,13 +267,14 @@ export class LuaContext {
     const t = this.#thread;
     const lua = t.lua;
     const L = t.address;
-    lua.lua_settop(L, 0);
-    lua.lua_rawgeti(L, LUA_REGISTRYINDEX, BigInt(this.#sessionRef));
-    lua.lua_pushstring(L, op);
-    pushArg(t, target);
-    lua.lua_pushstring(L, method);
-    lua.lua_pushstring(L, kinds);
-    for (const a of args) pushArg(t, a);
+    const raw = this.#raw;
+    raw.settop(0);
+    raw.rawgeti(LUA_REGISTRYINDEX, BigInt(this.#sessionRef));
+    raw.pushString(op);
+    pushArg(t, raw, target);
+    raw.pushString(method);
+    raw.pushString(kinds);
+    for (const a of args) pushArg(t, raw, a);
     let r: unknown[];
     try {
       r = await this.#resume(4 + args.length);
@@ -297,17 +295,14 @@ export class LuaContext {
    */
   async #resume(nargs: number): Promise<unknown[]> {
     const t = this.#thread;
-    const lua = t.lua;
-    const L = t.address;
-    const mod = lua.module;
+    const raw = this.#raw;
     for (;;) {
-      mod.setValue(this.#nres, 0, "i32");
-      const status = lua.lua_resume(L, null, nargs, this.#nres);
-      const nres = mod.getValue(this.#nres, "i32") as number;
+      const status = raw.resume(nargs);
+      const nres = raw.nres;
       if (status === LuaReturn.Yield) {
         if (nres > 0) {
           const last = t.getValue(-1);
-          lua.lua_settop(L, -nres - 1);
+          raw.settop(-nres - 1);
           if (last instanceof Promise) await last;
           else await new Promise((r) => setTimeout(r, 0));
         } else {
@@ -317,13 +312,11 @@ export class LuaContext {
         continue;
       }
       if (status !== LuaReturn.Ok) {
-        const msg = lua.lua_type(L, -1) === LuaType.String
-          ? lua.lua_tolstring(L, -1, null)
-          : String(t.getValue(-1));
+        const msg = raw.type(-1) === LuaType.String ? raw.toString(-1) : String(t.getValue(-1));
         throw new Error(msg);
       }
       const out = new Array<unknown>(nres);
-      for (let i = 1; i <= nres; i++) out[i - 1] = readValue(t, i);
+      for (let i = 1; i <= nres; i++) out[i - 1] = readValue(t, raw, i);
       return out;
     }
   }
@@ -334,7 +327,7 @@ export class LuaContext {
       const lua = this.#thread.lua;
       lua.luaL_unref(this.#thread.address, LUA_REGISTRYINDEX, this.#dispatchRef);
       lua.luaL_unref(this.#thread.address, LUA_REGISTRYINDEX, this.#threadRef);
-      lua.module._free(this.#nres);
+      this.#raw.free();
     } finally {
       this.#engine.global.close();
     }
