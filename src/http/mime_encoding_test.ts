@@ -4,7 +4,7 @@
  * the message is spooled.
  */
 import assert from "node:assert/strict";
-import { base64Lines, encodeBody, formatMailbox, quotedPrintable } from "./mime_encoding.ts";
+import { base64Lines, encodeBody, formatMailbox } from "./mime_encoding.ts";
 
 const enc = new TextEncoder();
 
@@ -18,13 +18,6 @@ Deno.test("encodeBody() keeps short ASCII as 7bit and picks the smaller of QP an
   assert.equal(encodeBody(enc.encode("日本語のテキスト"), true).cte, "base64");
   assert.equal(encodeBody(new Uint8Array([0, 1, 2]), false).cte, "base64");
   assert.equal(encodeBody(enc.encode("x".repeat(1200)), true).cte, "quoted-printable");
-});
-
-Deno.test("quotedPrintable() encodes '=', trailing blanks and folds at 76 columns", () => {
-  assert.equal(quotedPrintable(enc.encode("a=b \r\nc")), "a=3Db=20\r\nc=\r\n");
-  const long = quotedPrintable(enc.encode("é".repeat(40)));
-  for (const line of long.split("\r\n")) assert.ok(line.length <= 76, line);
-  assert.equal(long.replace(/=\r\n/g, ""), "=C3=A9".repeat(40));
 });
 
 Deno.test("base64Lines() wraps at 76 characters", () => {

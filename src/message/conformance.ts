@@ -17,6 +17,8 @@
  * @module
  */
 
+import { quotedPrintable } from "../util/quoted_printable.ts";
+
 /** The issue names, in upstream's order. */
 export const CONFORMANCE_FLAGS = [
   "MISSING_COLON_VALUE",
@@ -156,32 +158,6 @@ function checkText(text: string): Set<ConformanceFlag> {
   return issues;
 }
 
-/** Quoted-printable (RFC 2045 §6.7) of `body` (latin1 bytes), CRLF line breaks. */
-function quotedPrintable(body: string): string {
-  const out: string[] = [];
-  const lines = body.split("\r\n");
-  for (let li = 0; li < lines.length; li++) {
-    const line = lines[li];
-    let cur = "";
-    for (let i = 0; i < line.length; i++) {
-      const c = line.charCodeAt(i);
-      const last = i === line.length - 1;
-      let tok: string;
-      if ((c === 0x20 || c === 0x09) && last) {
-        tok = `=${c.toString(16).toUpperCase().padStart(2, "0")}`;
-      } else if ((c >= 33 && c <= 126 && c !== 61) || c === 0x20 || c === 0x09) tok = line[i];
-      else tok = `=${c.toString(16).toUpperCase().padStart(2, "0")}`;
-      if (cur.length + tok.length > 75) {
-        out.push(cur + "=");
-        cur = "";
-      }
-      cur += tok;
-    }
-    out.push(cur);
-  }
-  return out.join("\r\n");
-}
-
 /** What {@linkcode checkFixConformance} needs to synthesise headers. */
 export interface ConformanceContext {
   /** Used in a generated `Message-ID: <id@hostname>`. */
@@ -247,7 +223,7 @@ function fixText(
   if (recode) {
     lines = dropHeader(lines, "Content-Transfer-Encoding");
     lines.push("Content-Transfer-Encoding: quoted-printable");
-    body = quotedPrintable(body);
+    body = quotedPrintable(Uint8Array.from(body, (c) => c.charCodeAt(0))); // body is latin1 bytes
     if (findHeader(lines, "MIME-Version") === undefined) addMime = true;
   }
   if (want("MISSING_DATE_HEADER")) {

@@ -17,6 +17,8 @@
  * @module
  */
 
+import { quotedPrintable } from "../util/quoted_printable.ts";
+
 /** What to return of the original message. */
 export type IncludeOriginalMessage = "FullContent" | "HeadersOnly" | "No";
 
@@ -79,38 +81,6 @@ function status(r: ReportRecord["response"]): string {
   return `${e.class}.${e.subject}.${e.detail} ${r.content.replace(/\r?\n/g, " ")}`;
 }
 
-const HEX = "0123456789ABCDEF";
-
-/** Quoted-printable (RFC 2045 §6.7) of UTF-8 text with CRLF line ends; soft breaks at 76. */
-function quotedPrintable(text: string): string {
-  const bytes = new TextEncoder().encode(text);
-  let out = "";
-  let line = "";
-  const emit = (tok: string) => {
-    if (line.length + tok.length > 75) {
-      out += line + "=\r\n";
-      line = "";
-    }
-    line += tok;
-  };
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i];
-    if (b === 0x0d && bytes[i + 1] === 0x0a) {
-      out += line + "\r\n";
-      line = "";
-      i++;
-      continue;
-    }
-    const next = bytes[i + 1];
-    const atLineEnd = next === undefined || (next === 0x0d && bytes[i + 2] === 0x0a);
-    if ((b >= 33 && b <= 126 && b !== 61) || ((b === 0x20 || b === 0x09) && !atLineEnd)) {
-      emit(String.fromCharCode(b));
-    } else emit("=" + HEX[b >> 4] + HEX[b & 15]);
-  }
-  if (line !== "") out += line + "=\r\n";
-  return out;
-}
-
 /** A text part: headers and body, 7-bit when possible. */
 function textPart(contentType: string, text: string): string {
   // deno-lint-ignore no-control-regex
@@ -118,7 +88,9 @@ function textPart(contentType: string, text: string): string {
   const short = text.split("\r\n").every((l) => l.length <= 76);
   const head = `Content-Type: ${contentType};\r\n\tcharset="${ascii ? "us-ascii" : "utf-8"}"\r\n`;
   if (ascii && short) return `${head}\r\n${text}`;
-  return `${head}Content-Transfer-Encoding: quoted-printable\r\n\r\n${quotedPrintable(text)}`;
+  return `${head}Content-Transfer-Encoding: quoted-printable\r\n\r\n${
+    quotedPrintable(new TextEncoder().encode(text))
+  }`;
 }
 
 const withCrlf = (s: string) => (s === "" || s.endsWith("\r\n") ? s : s + "\r\n");
