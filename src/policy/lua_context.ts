@@ -28,7 +28,7 @@ import {
 } from "wasmoon";
 import { PRELUDE_LUA } from "./prelude_lua.ts";
 import { FastTableExtension } from "./lua_tables.ts";
-import { RawLua } from "./lua_raw.ts";
+import { type RawLua, rawLua } from "./lua_raw.ts";
 
 /** What a dispatch produced. */
 export type DispatchResult =
@@ -159,7 +159,7 @@ export class LuaContext {
     this.#threadRef = threadRef;
     this.#dispatchRef = dispatchRef;
     this.#dispatchRefBig = BigInt(dispatchRef);
-    this.#raw = new RawLua(thread);
+    this.#raw = rawLua(thread);
     this.#handlers = handlers;
     this.epoch = epoch;
   }
@@ -327,7 +327,6 @@ export class LuaContext {
       const lua = this.#thread.lua;
       lua.luaL_unref(this.#thread.address, LUA_REGISTRYINDEX, this.#dispatchRef);
       lua.luaL_unref(this.#thread.address, LUA_REGISTRYINDEX, this.#threadRef);
-      this.#raw.free();
     } finally {
       this.#engine.global.close();
     }

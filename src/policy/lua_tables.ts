@@ -17,6 +17,7 @@
  */
 
 import { type LuaThread, LuaType, LuaTypeExtension } from "wasmoon";
+import { type RawLua, rawLua } from "./lua_raw.ts";
 
 const MAX_DEPTH = 200;
 
@@ -31,11 +32,10 @@ export class FastTableExtension extends LuaTypeExtension<unknown> {
   }
 
   override getValue(thread: LuaThread, index: number, userdata?: unknown): unknown {
-    const lua = thread.lua;
-    const L = thread.address;
-    const idx = lua.lua_absindex(L, index);
+    const raw = rawLua(thread);
+    const idx = raw.absindex(index);
     const seen = (userdata as Map<number, unknown> | undefined) ?? new Map<number, unknown>();
-    const ptr = lua.lua_topointer(L, idx);
+    const ptr = raw.topointer(idx);
     const prior = seen.get(ptr);
     if (prior !== undefined) return prior;
 
@@ -44,15 +44,15 @@ export class FastTableExtension extends LuaTypeExtension<unknown> {
     const placeholder: Record<string, unknown> = {};
     seen.set(ptr, placeholder);
     let sequential = true;
-    lua.lua_pushnil(L);
-    while (lua.lua_next(L, idx) !== 0) {
-      const kt = lua.lua_type(L, -2);
+    raw.pushNil();
+    while (raw.next(idx) !== 0) {
+      const kt = raw.type(-2);
       let key: string | number;
       if (kt === LuaType.String) {
-        key = lua.lua_tolstring(L, -2, null);
+        key = raw.toString(-2);
         sequential = false;
       } else if (kt === LuaType.Number) {
-        key = lua.lua_tonumberx(L, -2, null);
+        key = raw.toNumber(-2);
         if (key !== keys.length + 1) sequential = false;
       } else {
         // booleans, tables... as keys: stringify a copy, as wasmoon does
@@ -60,8 +60,22 @@ export class FastTableExtension extends LuaTypeExtension<unknown> {
         sequential = false;
       }
       keys.push(key);
-      values.push(thread.getValue(-1, undefined, seen));
-      lua.lua_settop(L, -2);
+      // Scalars straight from the stack; tables, functions, userdata through
+      // the converters (this one again for nested tables).
+      switch (raw.type(-1)) {
+        case LuaType.String:
+          values.push(raw.toString(-1));
+          break;
+        case LuaType.Number:
+          values.push(raw.toNumber(-1));
+          break;
+        case LuaType.Boolean:
+          values.push(raw.toBoolean(-1));
+          break;
+        default:
+          values.push(thread.getValue(-1, undefined, seen));
+      }
+      raw.settop(-2);
     }
     let result: unknown;
     if (sequential && keys.length > 0) {
@@ -87,12 +101,13 @@ export class FastTableExtension extends LuaTypeExtension<unknown> {
       // Keys as they are (integers stay integers): see toLua in lua_context.ts.
       const depth = (userdata as number | undefined) ?? 0;
       if (depth > MAX_DEPTH) throw new Error("value nested too deeply to pass to Lua");
-      thread.lua.lua_createtable(thread.address, 0, target.size);
+      const raw = rawLua(thread);
+      raw.createtable(0, target.size);
       for (const [k, v] of target as Map<unknown, unknown>) {
         if (v === undefined || v === null || k === undefined || k === null) continue;
-        thread.pushValue(k);
-        pushItem(thread, v, depth);
-        thread.lua.lua_rawset(thread.address, -3);
+        pushItem(thread, raw, k, depth);
+        pushItem(thread, raw, v, depth);
+        raw.rawset(-3);
       }
       return true;
     }
@@ -102,24 +117,23 @@ export class FastTableExtension extends LuaTypeExtension<unknown> {
     }
     const depth = (userdata as number | undefined) ?? 0;
     if (depth > MAX_DEPTH) throw new Error("value nested too deeply to pass to Lua");
-    const lua = thread.lua;
-    const L = thread.address;
+    const raw = rawLua(thread);
     if (isArray) {
       const arr = target as unknown[];
-      lua.lua_createtable(L, arr.length, 0);
+      raw.createtable(arr.length, 0);
       for (let i = 0; i < arr.length; i++) {
-        pushItem(thread, arr[i], depth);
-        lua.lua_rawseti(L, -2, BigInt(i + 1));
+        pushItem(thread, raw, arr[i], depth);
+        raw.rawseti(-2, i + 1);
       }
     } else {
       const obj = target as Record<string, unknown>;
-      lua.lua_createtable(L, 0, 0);
+      raw.createtable(0, 0);
       for (const k in obj) {
         const v = obj[k];
         if (v === undefined || v === null) continue;
-        lua.lua_pushstring(L, k);
-        pushItem(thread, v, depth);
-        lua.lua_rawset(L, -3);
+        raw.pushString(k);
+        pushItem(thread, raw, v, depth);
+        raw.rawset(-3);
       }
     }
     return true;
@@ -128,12 +142,23 @@ export class FastTableExtension extends LuaTypeExtension<unknown> {
   override close(): void {}
 }
 
-function pushItem(thread: LuaThread, v: unknown, depth: number): void {
-  if (v === null) {
-    thread.lua.lua_pushnil(thread.address);
-  } else if (typeof v === "object") {
-    thread.pushValue(v, depth + 1);
-  } else {
-    thread.pushValue(v);
+/** One table entry: scalars straight through {@link RawLua}, the rest through the converters. */
+function pushItem(thread: LuaThread, raw: RawLua, v: unknown, depth: number): void {
+  switch (typeof v) {
+    case "string":
+      raw.pushString(v);
+      return;
+    case "number":
+      raw.pushNumber(v);
+      return;
+    case "boolean":
+      raw.pushBoolean(v);
+      return;
+    case "object":
+      if (v === null) raw.pushNil();
+      else thread.pushValue(v, depth + 1);
+      return;
+    default:
+      thread.pushValue(v);
   }
 }
