@@ -368,8 +368,7 @@ export class QueueManager implements QueueHandoff {
     if (msg.data === null) {
       const data = await this.#o.spools.data.load(msg.id);
       if (data === null) {
-        diag.error("kumod::queue", `Cannot load data of message "${msg.id}": missing from spool`);
-        await this.#o.spools.meta.remove(msg.id);
+        await this.#missingData(msg, cfg);
         return;
       }
       msg.data = data;
@@ -829,6 +828,35 @@ export class QueueManager implements QueueHandoff {
     } catch (e) {
       diag.error("kumod::queue", `Cannot save meta of message "${msg.id}": ${e}`);
     }
+  }
+
+  /**
+   * The data spool has no record for a message whose meta it still holds
+   * (queues-and-delivery §8: removed from the spool). It cannot be delivered
+   * or retried, so it ends as an `Expiration` (`551`, `{5,1,3}`, as for
+   * unparsable meta, logs §2) naming the missing data; the meta is removed
+   * only once that record is logged. A data spool that fails to read (an
+   * error rather than "no record") is a transient failure instead.
+   */
+  async #missingData(msg: Message, cfg: QueueConfig): Promise<void> {
+    diag.error(
+      "kumod::queue",
+      `Cannot load data of message "${msg.id}": missing from the data spool`,
+    );
+    this.#log(
+      this.#record(
+        "Expiration",
+        msg,
+        msg.recipients.map((r) => r.email),
+        internalResponse(
+          551,
+          `5.1.3 Failed to load message data: no record of "${msg.id}" in the data spool`,
+        ),
+        { pool: cfg.egressPool ?? null, providerName: cfg.providerName },
+      ),
+      msg,
+    );
+    await this.#finish(msg);
   }
 
   /** Final outcome logged: remove from both spools. */
