@@ -95,13 +95,16 @@ export class PolicyEngine {
     return engine;
   }
 
+  /** The host functions handed to each new context (built once). */
+  #host: Record<string, unknown> | undefined;
+
   async #createContext(displayPath = this.policyPath): Promise<LuaContext> {
     countLuaLoad(); // [metrics]
     const t0 = performance.now();
     try {
       const ctx = await LuaContext.create({
         policyPath: this.policyPath,
-        host: buildHost(this, this.#catalogue),
+        host: this.#host ??= buildHost(this, this.#catalogue), // one host table for every context
         validating: this.validating,
         epoch: this.epoch,
       });

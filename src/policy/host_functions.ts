@@ -153,6 +153,11 @@ export function buildHost(engine: PolicyEngine, cat: HostCatalogue): Record<stri
     ...cat.asyncFunctions,
   };
 
+  const sync: Record<string, unknown> = mapValues(syncFunctions, syncLua);
+  const async: Record<string, unknown> = mapValues(
+    asyncFunctions,
+    (f) => asyncLua(f as () => Promise<unknown>),
+  );
   return {
     version: engine.version,
     policy_dir: engine.policyDir,
@@ -184,8 +189,13 @@ export function buildHost(engine: PolicyEngine, cat: HostCatalogue): Record<stri
     lua_log: (level: string, where: string, ...args: unknown[]) =>
       engine.luaLog(level, where, args.map((a) => String(a ?? "nil")).join(" ")),
     ...mapValues(MAP_FUNCTIONS, syncLua),
-    sync_functions: mapValues(syncFunctions, syncLua),
-    async_functions: mapValues(asyncFunctions, (f) => asyncLua(f as () => Promise<unknown>)),
-    config_functions: configFunctions,
+    // Handed to Lua by name: the prelude fetches each function the first
+    // time a context uses it (get_function), since pushing hundreds of
+    // functions into every new Lua state was most of its start-up cost.
+    sync_names: Object.keys(sync),
+    async_names: Object.keys(async),
+    config_names: Object.keys(configFunctions),
+    get_function: (kind: string, name: string) =>
+      (kind === "sync" ? sync : kind === "async" ? async : configFunctions)[name],
   };
 }

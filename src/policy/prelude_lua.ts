@@ -437,9 +437,32 @@ kumo.cidr = { make_map = host_map('cidr_map', hw(H.cidr_map_new), hw(H.cidr_map_
 kumo.regex_set_map = { new = host_map('regex_set_map', hw(H.regex_map_new), hw(H.regex_map_get), hw(H.regex_map_set)) }
 
 ---------------------------------------------------------------------------
--- Plain host functions, installed from the host's catalogue:
--- H.sync_functions / H.async_functions are { ['dotted.name'] = fn }.
--- H.config_functions names the make_* constructors returning config objects.
+-- Plain host functions, installed from the host's catalogue: H.sync_names,
+-- H.async_names and H.config_names (the make_* constructors returning config
+-- objects) list dotted names; H.get_function(kind, name) hands one over. A
+-- context fetches a function the first time it is called, so a new context
+-- costs a closure per name instead of a JS function per name.
+local get_function = H.get_function
+local function lazy_functions(kind)
+  return setmetatable({}, { __index = function(t, k)
+    local f = get_function(kind, k)
+    if f ~= nil then rawset(t, k, f) end
+    return f
+  end })
+end
+H.sync_functions = lazy_functions('sync')
+H.async_functions = lazy_functions('async')
+H.config_functions = lazy_functions('config')
+-- The stub tail-calls the real wrapper, so error levels (file:line of the
+-- caller) are the same as if it had been installed directly.
+local function lazy(make)
+  local f
+  return function(...)
+    if f == nil then f = make() end
+    return f(...)
+  end
+end
+kumo.__lazy = lazy
 
 local function install(path, f)
   local t = kumo
@@ -451,8 +474,12 @@ local function install(path, f)
   end
   t[parts[#parts]] = f
 end
-for name, f in pairs(H.sync_functions) do install(name, hw(f)) end
-for name, f in pairs(H.async_functions) do install(name, ha(f)) end
+for _, name in ipairs(H.sync_names) do
+  install(name, lazy(function() return hw(H.sync_functions[name]) end))
+end
+for _, name in ipairs(H.async_names) do
+  install(name, lazy(function() return ha(H.async_functions[name]) end))
+end
 -- A content key for a parameter table: config objects are immutable, so a
 -- handler that returns the same literal table on every call gets the same
 -- object back without crossing into JS. nil = not cacheable.
@@ -473,9 +500,11 @@ local function cfg_key(v, depth)
   return nil
 end
 
-for name, f in pairs(H.config_functions) do
+for _, name in ipairs(H.config_names) do
   local cache, size = {}, 0
+  local f
   install(name, function(params, ...)
+    f = f or H.config_functions[name]
     local key = select('#', ...) == 0 and cfg_key(params, 0) or nil
     if key ~= nil then
       local hit = cache[key]

@@ -308,7 +308,8 @@ local function install(path, f)
   end
   t[parts[#parts]] = f
 end
-for _, name in ipairs(spec.sync) do install(name, sync_fn(S[name])) end
-for _, name in ipairs(spec.async) do install(name, async_fn(A[name])) end
+local lazy = kumo.__lazy
+for _, name in ipairs(spec.sync) do install(name, lazy(function() return sync_fn(S[name]) end)) end
+for _, name in ipairs(spec.async) do install(name, lazy(function() return async_fn(A[name]) end)) end
 kumo.__host_arg, kumo.__host_res = arg, res
 `;
