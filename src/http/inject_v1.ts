@@ -189,7 +189,6 @@ export async function injectRecipients(
       msg.prependHeader(
         trace.headerName,
         supplementalHeaderValue(
-          trace.headerName,
           [msg.recipients[0].email],
           msg.meta,
           trace.includeMetaNames,

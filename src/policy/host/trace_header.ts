@@ -47,7 +47,6 @@ export function applySupplementalTraceHeader(msg: unknown, params?: unknown): vo
   msg.prependHeader(
     p.headerName,
     supplementalHeaderValue(
-      p.headerName,
       msg.recipients.map((r) => r.email),
       msg.meta,
       p.includeMetaNames,

@@ -184,7 +184,6 @@ async function process(input: DataPhaseInput, state: PhaseState): Promise<PhaseR
       msg.prependHeader(
         trace.headerName,
         supplementalHeaderValue(
-          trace.headerName,
           msg.recipients.map((r) => r.email),
           msg.meta,
           trace.includeMetaNames,

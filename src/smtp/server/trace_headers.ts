@@ -75,21 +75,24 @@ export function receivedHeaderValue(r: ReceivedInfo): string {
     `  ${rfc2822Date(r.epochMs)}`;
 }
 
-/** Longest line of the folded supplemental header, in columns. */
-const FOLD_COLUMNS = 75;
+/** Base64 characters on each line of the folded supplemental header. */
+const FOLD_CHARS = 75;
 
 /**
- * The folded value of the supplemental header: base64 (standard, padded) of
- * `{"_@_":"\\_/","recipient":...}` plus the listed meta values present,
- * folded at 75 columns with a tab starting each continuation line.
+ * The folded value of the supplemental header, as upstream builds it: base64
+ * (standard, padded) of the compact JSON `{"_@_":"\\_/","recipient":...}`
+ * plus the listed meta values present, with the keys of every object sorted
+ * (upstream serializes a sorted map: `{"_@_":…,"big":…,"recipient":…}`),
+ * then cut into lines of 75 base64 characters joined by CRLF + TAB (the
+ * first line too carries 75, whatever the header name's length).
  *
  * @example
  * ```ts
- * supplementalHeaderValue("X-KumoRef", ["a@b.test"], {}, []);
+ * supplementalHeaderValue(["recip@example.com"], {}, []);
+ * // "eyJfQF8iOiJcXF8vIiwicmVjaXBpZW50IjoicmVjaXBAZXhhbXBsZS5jb20ifQ=="
  * ```
  */
 export function supplementalHeaderValue(
-  headerName: string,
   recipients: readonly string[],
   meta: Record<string, unknown>,
   includeMetaNames: readonly string[],
@@ -102,15 +105,38 @@ export function supplementalHeaderValue(
     const v = meta[name];
     if (v !== undefined && v !== null) obj[name] = v;
   }
-  const b64 = base64(JSON.stringify(obj));
-  let first = FOLD_COLUMNS - headerName.length - 2;
-  if (first < 1) first = 1;
-  if (b64.length <= first) return b64;
-  let out = b64.slice(0, first);
-  for (let i = first; i < b64.length; i += FOLD_COLUMNS - 1) {
-    out += "\r\n\t" + b64.slice(i, i + FOLD_COLUMNS - 1);
+  const b64 = base64(sortedJson(obj));
+  if (b64.length <= FOLD_CHARS) return b64;
+  let out = b64.slice(0, FOLD_CHARS);
+  for (let i = FOLD_CHARS; i < b64.length; i += FOLD_CHARS) {
+    out += "\r\n\t" + b64.slice(i, i + FOLD_CHARS);
   }
   return out;
+}
+
+/** Compact JSON with the keys of every object in code point (= UTF-8 byte) order. */
+function sortedJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map((x) => sortedJson(x ?? null)).join(",")}]`;
+  if (typeof v === "object" && v !== null) {
+    const keys = Object.keys(v).filter((k) => (v as Record<string, unknown>)[k] !== undefined);
+    keys.sort(byCodePoint);
+    return `{${
+      keys.map((k) => `${JSON.stringify(k)}:${sortedJson((v as Record<string, unknown>)[k])}`)
+        .join(",")
+    }}`;
+  }
+  return JSON.stringify(v) ?? "null";
+}
+
+function byCodePoint(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.codePointAt(i)!;
+    const y = b.codePointAt(i)!;
+    if (x !== y) return x - y;
+    if (x > 0xffff) i++;
+  }
+  return a.length - b.length;
 }
 
 function base64(text: string): string {

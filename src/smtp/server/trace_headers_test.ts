@@ -34,22 +34,51 @@ Deno.test("receivedHeaderValue() matches the upstream layout byte for byte", () 
   assert.ok(receivedHeaderValue({ ...base, authenticated: true }).includes("with ESMTP id"));
 });
 
-Deno.test("supplementalHeaderValue() folds at 75 columns and decodes back", () => {
+Deno.test("supplementalHeaderValue() puts 75 base64 characters on every line and decodes back", () => {
   const rcpts = ["a-rather-long-recipient-name@example.com", "another-recipient@example.net"];
-  const v = supplementalHeaderValue("X-KumoRef", rcpts, { tenant: "t1", x: 1 }, [
-    "tenant",
-    "missing",
-  ]);
-  const lines = ("X-KumoRef: " + v).split("\r\n");
+  const v = supplementalHeaderValue(rcpts, { tenant: "t1", x: 1 }, ["tenant", "missing"]);
+  const lines = v.split("\r\n\t");
   assert.ok(lines.length > 1);
-  for (const l of lines) assert.ok(l.length <= 75, l);
+  for (const l of lines.slice(0, -1)) assert.equal(l.length, 75, l);
+  assert.ok(lines.at(-1)!.length <= 75);
   assert.deepEqual(JSON.parse(atob(v.replace(/\s/g, ""))), {
     "_@_": "\\_/",
     recipient: rcpts,
     tenant: "t1",
   });
   assert.equal(
-    atob(supplementalHeaderValue("X-KumoRef", ["a@b.c"], {}, [])),
+    atob(supplementalHeaderValue(["a@b.c"], {}, [])),
     '{"_@_":"\\\\_/","recipient":"a@b.c"}',
+  );
+});
+
+Deno.test("supplementalHeaderValue() matches upstream: sorted keys, 75-character lines", () => {
+  // The values of upstream's apply_supplemental_trace_header test.
+  assert.equal(
+    supplementalHeaderValue(["recip@example.com"], {}, []),
+    "eyJfQF8iOiJcXF8vIiwicmVjaXBpZW50IjoicmVjaXBAZXhhbXBsZS5jb20ifQ==",
+  );
+  assert.equal(
+    supplementalHeaderValue(["recip@example.com"], { woot: "woot" }, ["woot"]),
+    "eyJfQF8iOiJcXF8vIiwicmVjaXBpZW50IjoicmVjaXBAZXhhbXBsZS5jb20iLCJ3b290Ijoid29\r\n\tvdCJ9",
+  );
+  const big = supplementalHeaderValue(["recip@example.com"], { big: "B".repeat(800) }, ["big"]);
+  const lines = big.split("\r\n\t");
+  assert.deepEqual(lines.map((l) => l.length), [...Array(15).fill(75), 15]);
+  assert.ok(lines[0].startsWith("eyJfQF8iOiJcXF8vIiwiYmlnIjoiQkJCQkJC"), lines[0]);
+  assert.equal(
+    lines.at(-2),
+    "JCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkIiLCJyZWNpcGllbnQiOiJyZWNpcEBle",
+  );
+  assert.equal(lines.at(-1), "GFtcGxlLmNvbSJ9");
+  // Every object is sorted, nested ones too; "Z" < "_" < "a" byte-wise.
+  assert.equal(
+    atob(
+      supplementalHeaderValue(["r@x.test"], { Zed: 1, nest: { b: 2, a: [{ d: 1, c: 2 }] } }, [
+        "nest",
+        "Zed",
+      ]).replace(/\s/g, ""),
+    ),
+    '{"Zed":1,"_@_":"\\\\_/","nest":{"a":[{"c":2,"d":1}],"b":2},"recipient":"r@x.test"}',
   );
 });
