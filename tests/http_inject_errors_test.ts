@@ -204,3 +204,65 @@ Deno.test("inject errors: 4xx/5xx with reasons, nothing half-enqueued", async ()
   }
   assert.deepEqual(left.filter((p) => /\/[0-9a-f]{2}\/[0-9a-f]{2}\//.test(p)), []);
 });
+
+Deno.test("inject: a queue that cannot be resolved fails its recipients before anything is spooled", async () => {
+  await using rig = await startHttpRig({
+    queueConfig: `
+kumo.on('get_queue_config', function(domain)
+  kumo.log_warn('get_queue_config ' .. domain)
+  if domain == 'broken.test' then error('no config for ' .. domain) end
+  if domain == 'nopool.test' then return kumo.make_queue_config { egress_pool = 'missing' } end
+  return kumo.make_queue_config { retry_interval = '1s' }
+end)
+kumo.on('get_egress_pool', function(name) error('no such pool ' .. name) end)`,
+  });
+  const url = `${rig.base}/api/inject/v1`;
+  const r = await postJson(url, {
+    envelope_sender: "bounce@src.test",
+    recipients: [
+      { email: "ok1@dest.test" },
+      { email: "a@broken.test" },
+      { email: "b@broken.test" },
+      { email: "c@nopool.test" },
+      { email: "ok2@dest.test" },
+    ],
+    content: OK_CONTENT,
+  });
+  assert.equal(r.status, 200, r.text);
+  const body = JSON.parse(r.text);
+  assert.equal(body.success_count, 2, r.text);
+  assert.equal(body.fail_count, 3, r.text);
+  assert.deepEqual(body.failed_recipients, ["a@broken.test", "b@broken.test", "c@nopool.test"]);
+  assert.match(
+    body.errors[0],
+    /^a@broken\.test: Cannot resolve queue "broken\.test": .*no config for broken\.test/,
+  );
+  assert.match(
+    body.errors[1],
+    /^b@broken\.test: Cannot resolve queue "broken\.test": .*no config for broken\.test/,
+  );
+  assert.match(
+    body.errors[2],
+    /^c@nopool\.test: Cannot resolve queue "nopool\.test": .*no such pool missing/,
+  );
+
+  const got = await rig.sink.waitFor(2, 20_000);
+  assert.deepEqual(got.map((m) => m.rcptTo[0]).sort(), ["ok1@dest.test", "ok2@dest.test"]);
+  await rig.kumo.stop();
+  // broken.test was asked once for the request (then remembered), not once per recipient.
+  assert.equal(rig.kumo.stderr().split("get_queue_config broken.test").length - 1, 1);
+  assert.match(
+    rig.kumo.stderr(),
+    /Cannot resolve queue "broken\.test": .*no config for broken\.test/,
+  );
+  // Nothing of the failed recipients reached the spool or the logs (no Reception, no Bounce).
+  const recs = readLogRecords(`${rig.dir}/logs`);
+  assert.deepEqual(
+    recs.filter((x) => x.type === "Reception").map((x) => x.recipient).sort(),
+    ["ok1@dest.test", "ok2@dest.test"],
+  );
+  assert.deepEqual(
+    recs.filter((x) => /broken|nopool/.test(String(x.recipient))).map((x) => x.type),
+    [],
+  );
+});

@@ -11,9 +11,11 @@
  * parse the address, render and build, new spool id (+ `Received:` when
  * asked), meta (`http_auth`, `reception_protocol`, `received_from`,
  * `received_via`, `hostname`, `extra`), `http_message_generated`, queue name
- * (`null` → dropped), supplemental header → spool all (meta + data, fsync,
- * one group commit) unless `deferred_spool` → `Reception` logs → queue
- * hand-off (a refused insert removes the message from the spool, logs
+ * (`null` → dropped), queue resolution (`get_queue_config`, egress pool
+ * and sources, once per distinct queue; a failure fails that recipient and
+ * nothing of it is spooled), supplemental header → spool all (meta + data,
+ * fsync, one group commit) unless `deferred_spool` → `Reception` logs →
+ * queue hand-off (a refused insert removes the message from the spool, logs
  * `Bounce` and fails that recipient) → `InjectV1Response`.
  *
  * `deferred_generation` stores the request itself as one message in the
@@ -106,6 +108,30 @@ function recordFor(
   return rec;
 }
 
+/**
+ * Resolve each distinct queue of a request once through the hand-off's
+ * `prepare` (`null` = resolved, else the error that fails its recipients).
+ */
+function queueResolver(services: ReceptionServices): (queue: string) => Promise<Error | null> {
+  const seen = new Map<string, Promise<Error | null>>();
+  return (queue) => {
+    let r = seen.get(queue);
+    if (r === undefined) {
+      const prepare = services.handoff.prepare?.bind(services.handoff);
+      r = prepare === undefined ? Promise.resolve(null) : prepare(queue).then(
+        () => null,
+        (e) => {
+          const err = new Error(`Cannot resolve queue "${queue}": ${errorText(e)}`);
+          diag.error("kumod::http", err.message);
+          return err;
+        },
+      );
+      seen.set(queue, r);
+    }
+    return r;
+  };
+}
+
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
@@ -140,6 +166,7 @@ export async function injectRecipients(
   const trace = req.traceHeaders;
   const now = Date.now();
   const generated: { msg: Message; queue: string; rcpt: InjectRecipient }[] = [];
+  const resolve = queueResolver(services);
 
   for (const rcpt of req.recipients) {
     received.inc();
@@ -183,6 +210,13 @@ export async function injectRecipients(
     }
     if (queue === "null") {
       res.success_count++;
+      continue;
+    }
+    // As at the end of SMTP DATA: a queue whose config, pool or sources
+    // cannot be resolved fails the recipient before anything is spooled.
+    const unresolved = await resolve(queue);
+    if (unresolved !== null) {
+      failRcpt(rcpt.email, unresolved);
       continue;
     }
     if (trace.supplementalHeader) {
