@@ -3,7 +3,8 @@
  * consumer (tailers, TSA, shippers, webhooks) parses.
  *
  * Place on the mail's path: every stage (SMTP server, queue, egress, HTTP)
- * builds a `LogRecord` and hands it to the log dispatcher; this file turns it
+ * builds a `LogRecord` (from {@link newLogRecord}, which holds the defaults)
+ * and hands it to the log dispatcher; this file turns it
  * into the exact KumoMTA wire form (logs.md §1): keys in serde struct order,
  * optional keys omitted when empty. It must never reorder, rename or drop a
  * field: downstream parsers depend on the shape.
@@ -115,6 +116,68 @@ export interface LogRecord {
   tls_peer_subject_name?: string[];
   provider_name?: string;
   session_id?: string;
+}
+
+/**
+ * A record of `type` with every field at its default: event time `nowMs`,
+ * creation time `createdMs` (the event time when omitted), empty strings,
+ * size 0, 0 attempts, `"Uncategorized"`, nulls, empty `meta`/`headers`, and
+ * the optional keys present but undefined (so every record has one shape;
+ * {@link recordToObject} omits them). The caller assigns the fields that
+ * differ. Hot path: one object literal, no spread, no copy.
+ *
+ * @param response the record's `response` object (kept, not copied)
+ * @param nodeid UUID of this node
+ * @param createdMs message creation time, epoch ms @default nowMs
+ * @param nowMs event time, epoch ms @default nowEpochMs()
+ * @example
+ * ```ts
+ * const rec = newLogRecord("Reception", { code: 250, enhanced_code: null, content: "", command: null }, nodeId, msg.createdMs);
+ * rec.id = msg.id;
+ * rec.sender = msg.sender.email;
+ * logs.submit(rec, ctx);
+ * ```
+ */
+export function newLogRecord(
+  type: RecordType,
+  response: ResponseRecord,
+  nodeid: string,
+  createdMs?: number,
+  nowMs: number = nowEpochMs(),
+): LogRecord {
+  const secs = Math.floor(nowMs / 1000);
+  const time = formatRfc3339Nanos(nowMs);
+  return {
+    type,
+    id: "",
+    sender: "",
+    recipient: "",
+    queue: "",
+    site: "",
+    size: 0,
+    response,
+    peer_address: null,
+    timestamp: secs,
+    event_time: time,
+    created: createdMs === undefined ? secs : Math.floor(createdMs / 1000),
+    created_time: createdMs === undefined ? time : formatRfc3339Nanos(createdMs),
+    num_attempts: 0,
+    bounce_classification: "Uncategorized",
+    egress_pool: null,
+    egress_source: null,
+    source_address: null,
+    feedback_report: null,
+    meta: {},
+    headers: {},
+    delivery_protocol: null,
+    reception_protocol: null,
+    nodeid,
+    tls_cipher: undefined,
+    tls_protocol_version: undefined,
+    tls_peer_subject_name: undefined,
+    provider_name: undefined,
+    session_id: undefined,
+  };
 }
 
 /** Captured meta and headers that replace the record's own when serialising. */

@@ -1,12 +1,14 @@
 /**
  * Unit tests for the log record wire form (src/log/record.ts): key order,
- * optional keys, timestamps and SMTP response parsing. Place on the path:
+ * optional keys, the defaults of newLogRecord(), timestamps and SMTP
+ * response parsing. Place on the path:
  * beside it, the records every stage logs.
  */
 import assert from "node:assert/strict";
 import {
   formatRfc3339Nanos,
   type LogRecord,
+  newLogRecord,
   parseEnhancedCode,
   RECORD_TYPES,
   recordToObject,
@@ -163,6 +165,35 @@ Deno.test("recordToObject() orders feedback_report keys", () => {
   assert.deepEqual(Object.keys(fb).slice(0, 3), ["feedback_type", "user_agent", "version"]);
   assert.deepEqual(Object.keys(fb.reporting_mta as object), ["mta_type", "name"]);
   assert.equal(Object.keys(fb).length, 16);
+});
+
+Deno.test("newLogRecord() fills every default; one shape; output omits the unset optional keys", () => {
+  const response = { code: 250, enhanced_code: null, content: "", command: null };
+  const now = Date.UTC(2026, 0, 2, 3, 4, 5, 678) + 0.25;
+  const created = Date.UTC(2026, 0, 1, 0, 0, 0, 1);
+  const rec = newLogRecord("Reception", response, "node-1", created, now);
+  assert.deepEqual(Object.keys(rec), KEY_ORDER, "every key present, in wire order");
+  assert.equal(rec.response, response, "response kept, not copied");
+  assert.equal(
+    serializeRecord(rec),
+    '{"type":"Reception","id":"","sender":"","recipient":"","queue":"","site":"","size":0,' +
+      '"response":{"code":250,"enhanced_code":null,"content":"","command":null},' +
+      '"peer_address":null,"timestamp":1767323045,"event_time":"2026-01-02T03:04:05.678250000Z",' +
+      '"created":1767225600,"created_time":"2026-01-01T00:00:00.001000000Z","num_attempts":0,' +
+      '"bounce_classification":"Uncategorized","egress_pool":null,"egress_source":null,' +
+      '"source_address":null,"feedback_report":null,"meta":{},"headers":{},' +
+      '"delivery_protocol":null,"reception_protocol":null,"nodeid":"node-1"}',
+  );
+  // Without a creation time the record was created at its event time.
+  const r2 = newLogRecord("Rejection", response, "n", undefined, now);
+  assert.equal(r2.created, r2.timestamp);
+  assert.equal(r2.created_time, r2.event_time);
+  // Records do not share their meta/headers objects.
+  assert.notEqual(newLogRecord("Delivery", response, "n").meta, rec.meta);
+  // Without a time: now.
+  const before = Math.floor(Date.now() / 1000);
+  const r3 = newLogRecord("Delivery", response, "n");
+  assert.ok(r3.timestamp >= before && r3.timestamp <= Math.floor(Date.now() / 1000));
 });
 
 Deno.test("RECORD_TYPES lists the 14 record types", () => {

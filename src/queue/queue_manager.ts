@@ -22,9 +22,8 @@ import { type MailExchanger, resolveMailExchanger, resolveMxList } from "../dns/
 import type { SpoolPair } from "../spool/spool.ts";
 import type { LogDispatcher } from "../log/local_logger.ts";
 import {
-  formatRfc3339Nanos,
   type LogRecord,
-  nowEpochMs,
+  newLogRecord,
   type RecordType,
   type ResponseRecord,
 } from "../log/record.ts";
@@ -654,36 +653,21 @@ export class QueueManager implements QueueHandoff {
     response: ResponseRecord,
     x: RecordExtra,
   ): LogRecord {
-    const now = nowEpochMs();
-    const created = msg.createdMs;
-    const rec: LogRecord = {
-      type,
-      id: msg.id,
-      sender: msg.sender.email,
-      recipient: recipients.length === 1 ? recipients[0] : recipients,
-      queue: msg.queueName(),
-      site: x.site ?? "",
-      size: msg.data?.length ?? 0,
-      response,
-      peer_address: x.peer ?? null,
-      timestamp: Math.floor(now / 1000),
-      event_time: formatRfc3339Nanos(now),
-      created: Math.floor(created / 1000),
-      created_time: formatRfc3339Nanos(created),
-      num_attempts: msg.numAttempts,
-      bounce_classification: "Uncategorized",
-      egress_pool: x.pool ?? null,
-      egress_source: x.source ?? null,
-      source_address: x.sourceAddress ?? null,
-      feedback_report: null,
-      meta: {},
-      headers: {},
-      delivery_protocol: x.deliveryProtocol ?? null,
-      reception_protocol: typeof msg.meta.reception_protocol === "string"
-        ? msg.meta.reception_protocol
-        : null,
-      nodeid: this.#nodeId,
-    };
+    const rec = newLogRecord(type, response, this.#nodeId, msg.createdMs);
+    rec.id = msg.id;
+    rec.sender = msg.sender.email;
+    rec.recipient = recipients.length === 1 ? recipients[0] : recipients;
+    rec.queue = msg.queueName();
+    rec.site = x.site ?? "";
+    rec.size = msg.data?.length ?? 0;
+    rec.peer_address = x.peer ?? null;
+    rec.num_attempts = msg.numAttempts;
+    rec.egress_pool = x.pool ?? null;
+    rec.egress_source = x.source ?? null;
+    rec.source_address = x.sourceAddress ?? null;
+    rec.delivery_protocol = x.deliveryProtocol ?? null;
+    const rp = msg.meta.reception_protocol;
+    rec.reception_protocol = typeof rp === "string" ? rp : null;
     if (x.tls) {
       rec.tls_cipher = x.tls.cipher;
       rec.tls_protocol_version = x.tls.protocol;
@@ -953,37 +937,14 @@ export class QueueManager implements QueueHandoff {
    * recipient and queue are empty.
    */
   #logCorruptMeta(id: string, e: Error): void {
-    const now = nowEpochMs();
-    let created = now;
+    let created: number | undefined; // the event time when the id carries none
     try {
       created = spoolIdCreatedMs(id);
     } catch { /* not a time-based id: use now */ }
-    const rec: LogRecord = {
-      type: "Expiration",
-      id,
-      sender: "",
-      recipient: "",
-      queue: "",
-      site: "localhost",
-      size: 0,
-      response: internalResponse(551, `5.1.3 Failed to parse metadata: ${e.message}`),
-      peer_address: null,
-      timestamp: Math.floor(now / 1000),
-      event_time: formatRfc3339Nanos(now),
-      created: Math.floor(created / 1000),
-      created_time: formatRfc3339Nanos(created),
-      num_attempts: 0,
-      bounce_classification: "Uncategorized",
-      egress_pool: null,
-      egress_source: null,
-      source_address: null,
-      feedback_report: null,
-      meta: {},
-      headers: {},
-      delivery_protocol: null,
-      reception_protocol: null,
-      nodeid: this.#nodeId,
-    };
+    const response = internalResponse(551, `5.1.3 Failed to parse metadata: ${e.message}`);
+    const rec = newLogRecord("Expiration", response, this.#nodeId, created);
+    rec.id = id;
+    rec.site = "localhost";
     countOutcome(rec); // [metrics]
     this.#o.logs.submit(rec, { meta: {}, getAllHeaders: () => [] });
   }

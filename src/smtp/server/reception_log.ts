@@ -11,12 +11,7 @@
  */
 
 import type { Message } from "../../message/message.ts";
-import {
-  formatRfc3339Nanos,
-  type LogRecord,
-  nowEpochMs,
-  responseFromReply,
-} from "../../log/record.ts";
+import { type LogRecord, newLogRecord, responseFromReply } from "../../log/record.ts";
 import type { LogContext } from "../../log/local_logger.ts";
 import { countRejection } from "../../metrics/kumo_metrics.ts"; // [metrics]
 
@@ -59,39 +54,15 @@ export function rejectionRecord(
   recipient: string,
 ): LogRecord {
   countRejection(info.listener); // [metrics] smtp_server_rejections{service="total"|"<addr>"}
-  const now = nowEpochMs();
-  const secs = Math.floor(now / 1000);
-  const time = formatRfc3339Nanos(now);
-  return {
-    type: "Rejection",
-    id: "",
-    sender,
-    recipient,
-    queue: "",
-    site: "",
-    size: 0,
-    response: responseFromReply(code, text, command),
-    peer_address: { name: info.ehlo, addr: info.peerIp },
-    timestamp: secs,
-    event_time: time,
-    created: secs,
-    created_time: time,
-    num_attempts: 0,
-    bounce_classification: "Uncategorized",
-    egress_pool: null,
-    egress_source: null,
-    source_address: null,
-    feedback_report: null,
-    meta: {},
-    headers: {},
-    delivery_protocol: null,
-    reception_protocol: null,
-    nodeid: info.nodeId,
-    tls_cipher: info.tlsCipher,
-    tls_protocol_version: info.tlsProtocolVersion,
-    tls_peer_subject_name: info.tlsPeerSubjectName,
-    session_id: info.sessionId,
-  };
+  const rec = newLogRecord("Rejection", responseFromReply(code, text, command), info.nodeId);
+  rec.sender = sender;
+  rec.recipient = recipient;
+  rec.peer_address = { name: info.ehlo, addr: info.peerIp };
+  rec.tls_cipher = info.tlsCipher;
+  rec.tls_protocol_version = info.tlsProtocolVersion;
+  rec.tls_peer_subject_name = info.tlsPeerSubjectName;
+  rec.session_id = info.sessionId;
+  return rec;
 }
 
 /**
@@ -103,41 +74,23 @@ export function rejectionRecord(
  * ```
  */
 export function receptionRecord(info: SessionLogInfo, msg: Message, queue: string): LogRecord {
-  const now = nowEpochMs();
-  const created = msg.createdMs;
+  const response = { code: 250, enhanced_code: null, content: "", command: null };
+  const rec = newLogRecord("Reception", response, info.nodeId, msg.createdMs);
   const rcpts = msg.recipients;
-  return {
-    type: "Reception",
-    id: msg.id,
-    sender: msg.sender.email,
-    recipient: rcpts.length === 1 ? rcpts[0].email : rcpts.map((r) => r.email),
-    queue,
-    site: "",
-    size: msg.data?.length ?? 0,
-    response: { code: 250, enhanced_code: null, content: "", command: null },
-    peer_address: { name: info.ehlo, addr: info.peerIp },
-    timestamp: Math.floor(now / 1000),
-    event_time: formatRfc3339Nanos(now),
-    created: Math.floor(created / 1000),
-    created_time: formatRfc3339Nanos(created),
-    num_attempts: 0,
-    bounce_classification: "Uncategorized",
-    egress_pool: null,
-    egress_source: null,
-    source_address: null,
-    feedback_report: null,
-    meta: msg.meta,
-    headers: {},
-    delivery_protocol: null,
-    reception_protocol: typeof msg.meta.reception_protocol === "string"
-      ? msg.meta.reception_protocol
-      : "ESMTP",
-    nodeid: info.nodeId,
-    tls_cipher: info.tlsCipher,
-    tls_protocol_version: info.tlsProtocolVersion,
-    tls_peer_subject_name: info.tlsPeerSubjectName,
-    session_id: info.sessionId,
-  };
+  rec.id = msg.id;
+  rec.sender = msg.sender.email;
+  rec.recipient = rcpts.length === 1 ? rcpts[0].email : rcpts.map((r) => r.email);
+  rec.queue = queue;
+  rec.size = msg.data?.length ?? 0;
+  rec.peer_address = { name: info.ehlo, addr: info.peerIp };
+  rec.meta = msg.meta;
+  const rp = msg.meta.reception_protocol;
+  rec.reception_protocol = typeof rp === "string" ? rp : "ESMTP";
+  rec.tls_cipher = info.tlsCipher;
+  rec.tls_protocol_version = info.tlsProtocolVersion;
+  rec.tls_peer_subject_name = info.tlsPeerSubjectName;
+  rec.session_id = info.sessionId;
+  return rec;
 }
 
 /** The log context of a message record (meta, lazily parsed headers, the message). */

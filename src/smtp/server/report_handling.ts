@@ -23,7 +23,7 @@ import {
   parseRfc5965,
 } from "../../message/report_parser.ts";
 import type { ListenerDomain, ReportDisposition } from "../../policy/config/listener_domain.ts";
-import { formatRfc3339Nanos, type LogRecord, nowEpochMs } from "../../log/record.ts";
+import { type LogRecord, newLogRecord, nowEpochMs } from "../../log/record.ts";
 import { diag } from "../../log/diag.ts";
 import { messageLogContext, receptionRecord, type SessionLogInfo } from "./reception_log.ts";
 import type { LogDispatcher } from "../../log/local_logger.ts";
@@ -131,35 +131,17 @@ export function oobRecords(
     const when = entry.last_attempt_date !== null
       ? Date.parse(entry.last_attempt_date)
       : nowEpochMs();
-    out.push({
-      type: "OOB",
-      id: msg.id,
-      sender,
-      recipient: (entry.original_recipient ?? entry.final_recipient).recipient,
-      queue,
-      site: "",
-      size: 0,
-      response: oobResponse(entry),
-      peer_address: { name: report.per_message.reporting_mta.name, addr: info.peerIp },
-      timestamp: Math.floor(when / 1000),
-      event_time: formatRfc3339Nanos(when),
-      created: Math.floor(created / 1000),
-      created_time: formatRfc3339Nanos(created),
-      num_attempts: 0,
-      bounce_classification: "Uncategorized",
-      egress_pool: null,
-      egress_source: null,
-      source_address: null,
-      feedback_report: null,
-      meta: msg.meta,
-      headers: {},
-      delivery_protocol: null,
-      reception_protocol: typeof msg.meta.reception_protocol === "string"
-        ? msg.meta.reception_protocol
-        : "ESMTP",
-      nodeid: info.nodeId,
-      session_id: info.sessionId,
-    });
+    const rec = newLogRecord("OOB", oobResponse(entry), info.nodeId, created, when);
+    rec.id = msg.id;
+    rec.sender = sender;
+    rec.recipient = (entry.original_recipient ?? entry.final_recipient).recipient;
+    rec.queue = queue;
+    rec.peer_address = { name: report.per_message.reporting_mta.name, addr: info.peerIp };
+    rec.meta = msg.meta;
+    const rp = msg.meta.reception_protocol;
+    rec.reception_protocol = typeof rp === "string" ? rp : "ESMTP";
+    rec.session_id = info.sessionId;
+    out.push(rec);
   }
   return out;
 }
