@@ -104,7 +104,7 @@ function recordFor(
     msg,
     queue,
   );
-  delete rec.session_id;
+  rec.session_id = undefined; // no SMTP session; the key stays (one record shape)
   return rec;
 }
 
