@@ -4,7 +4,8 @@
  * sinks on 127.0.0.x): Expiration wording and fields, requeue_message with
  * kumo.reject, spool-in expiry with a message's own `expires`, corrupt meta
  * at spool-in, estimated attempt counts after a restart, session ids and
- * texts of internal failures, SOCKS5 sources, HAProxy source addresses.
+ * texts of internal failures, SOCKS5 sources, HAProxy source addresses,
+ * a custom_lua session whose policy no longer loads after an epoch bump.
  */
 import assert from "node:assert/strict";
 import { startDnsServer } from "./support/dns_server.ts";
@@ -462,4 +463,49 @@ Deno.test("system_shutdown_timeout aborts an in-flight delivery at shutdown; the
   assert.equal(tf.response.code, 400);
   assert.match(tf.response.content, /^KumoMTA internal: failed to send message: /);
   assert.equal(await h.spooled(), 1, "still in the spool for the next start");
+});
+
+Deno.test("custom_lua: a policy broken after an epoch bump fails delivery transiently with file:line, then recovers", async () => {
+  await using dns = await startDnsServer({ zones: {} });
+  const good = `local kumo = require 'kumo'
+kumo.dns.configure_resolver { name_servers = { '${dns.address}' } }
+kumo.on('init', function() end)
+kumo.on('get_queue_config', function(domain)
+  return kumo.make_queue_config { retry_interval = '1s',
+    protocol = { custom_lua = { constructor = 'make.conn' } } }
+end)
+kumo.on('get_egress_path_config', function()
+  return kumo.make_egress_path { max_deliveries_per_connection = 1 }
+end)
+kumo.on('make.conn', function(domain)
+  local conn = {}
+  function conn:send(msg) return 'sent to ' .. domain end
+  return conn
+end)
+`;
+  await using h = await startHarness(good);
+  const first = await h.inject("s@src.test", "a@hook.test");
+  const [d1] = await h.logs.waitFor("Delivery", 1);
+  assert.equal(d1.id, first.id);
+  // The policy file becomes invalid (line 16) and the config epoch is bumped:
+  // the next delivery session needs a new Lua context, which cannot be made.
+  const path = `${h.dir}/policy.lua`;
+  await Deno.writeTextFile(path, good + "local x = = 1\n");
+  h.engine.bumpEpoch();
+  const second = await h.inject("s@src.test", "b@hook.test");
+  const [tf] = await h.logs.waitFor("TransientFailure", 1);
+  assert.equal(tf.id, second.id);
+  assert.equal(tf.response.code, 400);
+  assert.equal(tf.delivery_protocol, "Lua");
+  assert.match(
+    tf.response.content,
+    /^KumoMTA internal: failed to connect to any candidate hosts: Cannot open custom_lua session via "make\.conn": Error evaluating policy file ".*policy\.lua": .*policy\.lua:16: /,
+  );
+  assert.equal(h.engine.activeContexts, 0, "the failed session released its slot");
+  // Fixed: the retry (1 s) makes a new context from the file and delivers.
+  await Deno.writeTextFile(path, good);
+  const recs = await h.logs.waitFor("Delivery", 2, 15_000);
+  assert.equal(recs[1].id, second.id);
+  assert.equal(recs[1].response.content, "sent to hook.test");
+  await waitUntil(async () => (await h.spooled()) === 0, "spool to empty");
 });

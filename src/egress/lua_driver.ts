@@ -157,6 +157,10 @@ export function luaDriver(engine: PolicyEngine, o: LuaDriverOptions): DeliveryDr
         throw new Error(`Cannot open custom_lua session: no handler for event "${event}"`);
       }
       const s = await engine.session();
+      if (s.kind === "error") {
+        // e.g. the policy no longer loads after a config epoch bump (file:line in the text)
+        throw new Error(`Cannot open custom_lua session via "${event}": ${s.message}`);
+      }
       try {
         const h = await s.hold(event, "sss", [c.domain, c.tenant ?? null, c.campaign ?? null]);
         if (h.kind !== "held") {

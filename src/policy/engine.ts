@@ -201,11 +201,22 @@ export class PolicyEngine {
    * a Lua object across calls: a custom_lua delivery session holds its
    * connection object in it (lua-api §4.5). Calls on the session must not
    * overlap; `release()` forgets the held objects and gives the context back.
+   * Never throws: as with {@linkcode call}, a context that cannot be made
+   * (a policy that no longer loads after a config epoch bump) comes back as
+   * `{kind: "error"}` with its `Error evaluating policy file "...":
+   * <file>:<line>: ...` message, and holds no slot.
    */
-  async session(): Promise<PolicySession> {
-    const ctx = await this.#borrow();
+  async session(): Promise<PolicySession | SessionFailure> {
+    let ctx: LuaContext;
+    try {
+      ctx = await this.#borrow();
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      return { kind: "error", message, traceback: message };
+    }
     let released = false;
     return {
+      kind: "session",
       hold: async (event, kinds, args) => {
         const r = await ctx.sessionOp("hold", event, "", kinds, args);
         if (r.kind !== "ok") return r;
@@ -220,7 +231,10 @@ export class PolicyEngine {
       release: () => {
         if (released) return;
         released = true;
-        ctx.sessionOp("drop", "*", "", "", []).finally(() => this.#giveBack(ctx));
+        // A context whose held objects could not be dropped is closed, not pooled.
+        const retire = () => void (ctx.uses = Infinity);
+        ctx.sessionOp("drop", "*", "", "", []).then((r) => r.kind === "error" && retire(), retire)
+          .finally(() => this.#giveBack(ctx));
       },
     };
   }
@@ -324,18 +338,24 @@ function valueOrThrow(r: DispatchResult): unknown {
   }
 }
 
+/** [session] Why {@linkcode PolicyEngine.session} could not borrow a context. */
+export type SessionFailure = Extract<DispatchResult, { kind: "error" }>;
+
 /**
  * [session] One Lua context borrowed by {@linkcode PolicyEngine.session}.
  *
  * @example
  * ```ts
  * const s = await engine.session();
+ * if (s.kind === "error") throw new Error(s.message);
  * const h = await s.hold("make.webhook", "sss", ["d.test", null, null]);
  * if (h.kind === "held") await s.call(h.key, "send", "m", [msg]);
  * s.release();
  * ```
  */
 export interface PolicySession {
+  /** Tells a session from a {@linkcode SessionFailure}. */
+  readonly kind: "session";
   /** Fire `event` and keep its first return value in the context. */
   hold(
     event: string,

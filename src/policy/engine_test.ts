@@ -540,6 +540,31 @@ Deno.test("a policy that no longer loads after an epoch bump: call() reports it,
   engine.close();
 });
 
+Deno.test("a policy that no longer loads after an epoch bump: session() reports it, never throws", async () => {
+  const good =
+    "kumo.on('make.conn', function(d) return { send = function() return 'sent ' .. d end } end)\n";
+  const { engine, dir } = await load(good);
+  await Deno.writeTextFile(`${dir}/init.lua`, good + "local x = = 1\n");
+  engine.bumpEpoch(); // pooled contexts dropped: the next session re-runs the edited file
+  const s = await engine.session();
+  assert.equal(s.kind, "error");
+  assert.match(
+    (s as { message: string }).message,
+    /^Error evaluating policy file ".*init\.lua": .*init\.lua:2: /,
+  );
+  assert.equal(engine.activeContexts, 0, "the failed borrow released its slot");
+  await Deno.writeTextFile(`${dir}/init.lua`, good);
+  const ok = await engine.session();
+  assert.equal(ok.kind, "session", "fixed file: a session can be had again");
+  if (ok.kind !== "session") throw new Error("unreachable");
+  const h = await ok.hold("make.conn", "s", ["d.test"]);
+  assert.equal(h.kind, "held");
+  const key = (h as { key: number }).key;
+  assert.deepEqual(await ok.call(key, "send", "", []), { kind: "ok", values: ["sent d.test"] });
+  ok.release();
+  engine.close();
+});
+
 Deno.test("package.path is upstream's four prefixes, then the policy's directory", async () => {
   const { engine, dir } = await load("kumo.on('t', function() return package.path end)");
   assert.equal(
