@@ -3,7 +3,9 @@
  * a body that says what is wrong, and nothing of them is spooled or
  * delivered; deferred_generation answers zero counts and still delivers;
  * gzip request bodies are accepted; a bad credential fails even from a
- * trusted peer.
+ * trusted peer; a queue that cannot be resolved fails its recipients
+ * before anything is spooled; msg:save() records of a recipient that is not
+ * queued are removed.
  */
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
@@ -266,3 +268,51 @@ kumo.on('get_egress_pool', function(name) error('no such pool ' .. name) end)`,
     [],
   );
 });
+
+Deno.test("inject: records msg:save() wrote for a recipient that is not queued are removed", async () => {
+  await using rig = await startHttpRig({
+    extra: `
+kumo.on('http_message_generated', function(msg, auth)
+  msg:save()
+  local user = msg:recipient().user
+  if user == 'boom' then error('saved then failed') end
+  if user == 'nulled' then msg:set_meta('queue', 'null') end
+end)`,
+  });
+  const r = await postJson(`${rig.base}/api/inject/v1`, {
+    envelope_sender: "bounce@src.test",
+    recipients: [{ email: "ok@dest.test" }, { email: "boom@dest.test" }, {
+      email: "nulled@dest.test",
+    }],
+    content: OK_CONTENT,
+  });
+  assert.equal(r.status, 200, r.text);
+  const body = JSON.parse(r.text);
+  assert.equal(body.success_count, 2, r.text);
+  assert.deepEqual(body.failed_recipients, ["boom@dest.test"]);
+  assert.match(body.errors[0], /saved then failed/);
+  await rig.sink.waitFor(1, 20_000);
+  assert.equal(await rig.kumo.stop(), 0);
+  assert.deepEqual(rig.sink.messages.map((m) => m.rcptTo[0]), ["ok@dest.test"]);
+  // The delivered message left the spool; the failed and the dropped one left nothing behind.
+  assert.deepEqual(spoolRecords(`${rig.dir}/spool`), []);
+});
+
+/** Record files under both spools (LocalDisk layout), temp files excluded. */
+function spoolRecords(root: string): string[] {
+  const out: string[] = [];
+  const walk = (p: string) => {
+    let entries: Deno.DirEntry[] = [];
+    try {
+      entries = [...Deno.readDirSync(p)];
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (e.isDirectory) walk(`${p}/${e.name}`);
+      else out.push(`${p}/${e.name}`);
+    }
+  };
+  for (const d of ["data", "meta"]) walk(`${root}/${d}/data`);
+  return out;
+}

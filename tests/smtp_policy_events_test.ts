@@ -8,10 +8,13 @@
  * failing or rejecting (421 4.3.0, the custom reply is not used),
  * data_processing_timeout (451 4.4.5 … (rx), nothing kept), and a queue
  * whose config cannot be resolved at end of DATA (421 4.3.0, nothing
- * spooled, the failure remembered for 60 s).
+ * spooled, the failure remembered for 60 s); records written by msg:save()
+ * for a message that is then refused are removed (nothing delivered after a
+ * restart).
  */
 import assert from "node:assert/strict";
 import { startDnsServer } from "./support/dns_server.ts";
+import { startSmtpSink } from "./support/smtp_sink.ts";
 import {
   basePolicy,
   idsOf,
@@ -312,5 +315,94 @@ kumo.on('get_egress_source', function(name) error('no such source ' .. name) end
       .length,
     3,
   );
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("msg:save() then a refusal: nothing stays in either spool, nothing is delivered after restart", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kumo-saverej-" });
+  await using dns = await startDnsServer({
+    zones: {
+      "dest.test": { MX: [{ pref: 10, host: "mx.dest.test" }] },
+      "mx.dest.test": { A: ["127.0.0.1"] },
+    },
+  });
+  await using sink = await startSmtpSink({ addresses: ["127.0.0.1"] });
+  const policy = basePolicy(
+    dir,
+    "",
+    `kumo.dns.configure_resolver { name_servers = { '${dns.address}' } }`,
+    `
+kumo.on('smtp_server_data', function(msg, conn_meta)
+  -- the whole transaction written to the spool: it is never queued itself
+  if msg:sender().user == 'txn' then msg:save() end
+end)
+kumo.on('smtp_server_message_received', function(msg, conn_meta)
+  local user = msg:recipient().user
+  if user == 'shrunk' then msg:shrink_data() else msg:save() end
+  if user == 'refuse' then kumo.reject(550, '5.7.1 saved then refused') end
+  if user == 'shrunk' then kumo.reject(451, '4.7.1 shrunk then refused') end
+  if user == 'boom' then error('saved then failed') end
+  if user == 'nulled' then msg:set_meta('queue', 'null') end
+end)
+kumo.on('get_queue_config', function() return kumo.make_queue_config { retry_interval = '1s' } end)
+kumo.on('get_egress_path_config', function()
+  return kumo.make_egress_path { smtp_port = ${sink.port}, prohibited_hosts = {}, enable_tls = 'Disabled' }
+end)
+`,
+  );
+  const send = async (port: number, from: string, rcpts: string[]) => {
+    await using c = await RawSmtp.connect(port);
+    await c.reply();
+    c.send(
+      `MAIL FROM:<${from}>\r\n${rcpts.map((r) => `RCPT TO:<${r}>\r\n`).join("")}DATA\r\n` +
+        `Subject: t\r\n\r\nhello\r\n.\r\n`,
+    );
+    for (let i = 0; i < rcpts.length + 2; i++) await c.reply();
+    return await c.reply();
+  };
+  const spooled = () => countFiles(`${dir}/spool/data/data`) + countFiles(`${dir}/spool/meta/data`);
+
+  let kumo = await startKumo(dir, policy);
+  assert.equal(
+    await send(kumo.port, "s@src.test", ["refuse@dest.test"]),
+    "550 5.7.1 saved then refused",
+  );
+  assert.equal(
+    await send(kumo.port, "s@src.test", ["shrunk@dest.test"]),
+    "451 4.7.1 shrunk then refused",
+  );
+  assert.equal(
+    await send(kumo.port, "s@src.test", ["boom@dest.test"]),
+    "421 4.3.0 mx.test technical difficulties",
+  );
+  idsOf(await send(kumo.port, "s@src.test", ["nulled@dest.test"]));
+  // Gone at once (before the reply), not at shutdown: SIGKILL, then look.
+  await kumo.kill();
+  assert.equal(spooled(), 0, "no record left in the data or meta spool");
+
+  // After the restart nothing of them is delivered; a transaction whose
+  // smtp_server_data saved the whole transaction delivers each recipient once.
+  kumo = await startKumo(dir, policy);
+  try {
+    const ids = idsOf(await send(kumo.port, "txn@src.test", ["k1@dest.test", "k2@dest.test"]));
+    assert.equal(ids.length, 2);
+    await sink.waitFor(2, 20_000);
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.deepEqual(sink.messages.map((m) => m.rcptTo.join(",")).sort(), [
+      "k1@dest.test",
+      "k2@dest.test",
+    ]);
+    assert.equal(await kumo.stop(), 0);
+  } finally {
+    await kumo.kill();
+  }
+  assert.equal(spooled(), 0, "delivered messages removed, the saved transaction too");
+  // (The killed first run's log lines are lost; the second run logged only its own two.)
+  const recs = readLogRecords(`${dir}/logs`);
+  assert.deepEqual(
+    recs.filter((r) => r.type === "Reception").map((r) => r.recipient).sort(),
+    ["k1@dest.test", "k2@dest.test"],
+  );
+  assert.equal(recs.filter((r) => r.type === "Delivery").length, 2);
   await Deno.remove(dir, { recursive: true });
 });

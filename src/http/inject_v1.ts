@@ -48,6 +48,7 @@ import { HttpError, readJsonBody } from "./request_body.ts";
 import { type InjectRecipient, type InjectRequest, parseInjectRequest } from "./inject_request.ts";
 import { loadContentHelpers, prepareContent, type PreparedContent } from "./inject_content.ts";
 import { refusalReason } from "./check_liveness_v1.ts";
+import { wasSaved } from "../policy/message_methods.ts";
 
 /** The internal queue of deferred-generation requests. */
 export const GENERATOR_QUEUE = "generator.kumomta.internal";
@@ -167,10 +168,17 @@ export async function injectRecipients(
   const now = Date.now();
   const generated: { msg: Message; queue: string; rcpt: InjectRecipient }[] = [];
   const resolve = queueResolver(services);
+  // A message the policy wrote to the spool (msg:save() in
+  // http_message_generated) that is then not queued loses those records.
+  const dropSaved = async (msg: Message | undefined) => {
+    const spools = services.spools;
+    if (msg === undefined || spools === null || !wasSaved(msg)) return;
+    await Promise.allSettled([spools.meta.remove(msg.id), spools.data.remove(msg.id)]);
+  };
 
   for (const rcpt of req.recipients) {
     received.inc();
-    let msg: Message;
+    let msg: Message | undefined;
     try {
       const addr = parseEnvelopeAddress(rcpt.email);
       const data = content.build(rcpt, now);
@@ -198,6 +206,7 @@ export async function injectRecipients(
         ]);
       }
     } catch (e) {
+      await dropSaved(msg);
       failRcpt(rcpt.email, e);
       continue;
     }
@@ -205,10 +214,12 @@ export async function injectRecipients(
     try {
       queue = msg.queueName();
     } catch (e) {
+      await dropSaved(msg);
       failRcpt(rcpt.email, e);
       continue;
     }
     if (queue === "null") {
+      await dropSaved(msg);
       res.success_count++;
       continue;
     }
@@ -216,6 +227,7 @@ export async function injectRecipients(
     // cannot be resolved fails the recipient before anything is spooled.
     const unresolved = await resolve(queue);
     if (unresolved !== null) {
+      await dropSaved(msg);
       failRcpt(rcpt.email, unresolved);
       continue;
     }

@@ -143,6 +143,22 @@ export const MESSAGE_METHODS: Record<string, (msg: Message, ...args: never[]) =>
   },
 };
 
+/** Messages {@link saveMessage} wrote to the spools (`msg:save()`, `shrink*`). */
+const savedMessages = new WeakSet<Message>();
+
+/**
+ * True when {@link saveMessage} wrote (or tried to write) records of `msg`:
+ * reception removes them again when it does not accept the message.
+ *
+ * @example
+ * ```ts
+ * if (wasSaved(msg)) await unspool(spools, [msg]);
+ * ```
+ */
+export function wasSaved(msg: Message): boolean {
+  return savedMessages.has(msg);
+}
+
 /**
  * Write what changed of `msg` to the spools: data first (a meta record
  * without its data is dropped at spool-in), then meta. Synced when `sync`
@@ -155,6 +171,7 @@ export const MESSAGE_METHODS: Record<string, (msg: Message, ...args: never[]) =>
  */
 export async function saveMessage(msg: Message, spools: SpoolPair, sync: boolean): Promise<void> {
   const opts = { sync: sync || msg.forceSync };
+  if (msg.dataDirty || msg.metaDirty) savedMessages.add(msg);
   if (msg.dataDirty && msg.data !== null) {
     msg.dataDirty = false;
     try {

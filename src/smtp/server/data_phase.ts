@@ -14,8 +14,9 @@
  * hand-off → `250 OK ids=…`. A reject or error in any event, or a queue
  * that cannot be resolved, refuses the whole transaction before anything is
  * spooled (the session maps PolicyReject / PolicyError to replies); a
- * timeout or a failed write after spooling removes the records again. It
- * never writes to the socket.
+ * timeout or a failed write after spooling removes the records again, and
+ * records the policy wrote itself (`msg:save()`) go too unless the message
+ * is queued. It never writes to the socket.
  *
  * @module
  */
@@ -25,7 +26,7 @@ import type { EnvelopeAddress } from "../../message/envelope_address.ts";
 import type { ConnMeta } from "../../policy/conn_methods.ts";
 import type { EsmtpListenerParams } from "../../policy/config/esmtp_listener.ts";
 import { PolicyError } from "../../policy/policy_error.ts";
-import { loadMessageData } from "../../policy/message_methods.ts";
+import { loadMessageData, wasSaved } from "../../policy/message_methods.ts";
 import { diag } from "../../log/diag.ts";
 import type { ReceptionServices } from "./reception_services.ts";
 import { decideRelay, type ListenerDomainCache } from "./relay.ts";
@@ -111,7 +112,32 @@ const abandonedReply = (stage: Stage): PhaseReply => ({
   text: `4.4.5 data_processing_timeout exceeded (${stage})`,
 });
 
+/**
+ * The phase proper, then the clean-up: every message of the transaction
+ * that the policy wrote to the spool (`msg:save()`, `shrink*` in
+ * `smtp_server_data` / `smtp_server_message_received`) but that did not end
+ * up queued (a reject, an error, a timeout, a refused relay, the `null`
+ * queue…) has its records removed, so that it is not queued at the next
+ * start. Only queued messages keep theirs.
+ */
 async function process(input: DataPhaseInput, state: PhaseState): Promise<PhaseReply> {
+  const created: Message[] = [];
+  const queued = new Set<Message>();
+  try {
+    return await accept(input, state, created, queued);
+  } finally {
+    const spools = input.services.spools;
+    const orphans = created.filter((m) => !queued.has(m) && wasSaved(m));
+    if (spools !== null && orphans.length > 0) await unspool(spools, orphans);
+  }
+}
+
+async function accept(
+  input: DataPhaseInput,
+  state: PhaseState,
+  created: Message[],
+  queued: Set<Message>,
+): Promise<PhaseReply> {
   const { services, params, conn } = input;
   const engine = services.engine;
   const now = Date.now();
@@ -123,6 +149,7 @@ async function process(input: DataPhaseInput, state: PhaseState): Promise<PhaseR
     meta: { ...conn.values },
     data: input.body,
   });
+  created.push(txn);
   if (engine.hasHandler("smtp_server_data")) {
     await engine.callOrThrow("smtp_server_data", "mc", [txn, conn]);
   }
@@ -142,6 +169,7 @@ async function process(input: DataPhaseInput, state: PhaseState): Promise<PhaseR
       meta: { ...txn.meta },
       data: txn.getData(),
     });
+    created.push(msg);
     if (trace.receivedHeader && rcpts.length > 0) {
       msg.prependHeader(
         "Received",
@@ -242,8 +270,11 @@ async function process(input: DataPhaseInput, state: PhaseState): Promise<PhaseR
   const failures: string[] = [];
   for (let i = 0; i < results.length; i++) {
     const r = results[i];
-    if (r.status === "fulfilled") continue;
     const msg = toQueue[i].msg;
+    if (r.status === "fulfilled") {
+      queued.add(msg);
+      continue;
+    }
     failures.push(`${msg.id}: ${r.reason}`);
     diag.error(
       "kumod::smtp_server",
