@@ -6,7 +6,8 @@
  * refused even from a trusted peer. Admin endpoints stay closed to an
  * untrusted peer whatever its credentials; Bearer tokens, AuthInfo tables
  * returned by the policy, a raising handler (500) and a non-ASCII header
- * (400); HTTPS with `use_tls` and a certificate file.
+ * (400); HTTPS with `use_tls` and a certificate file; a config epoch bump
+ * clears the credential cache.
  */
 import assert from "node:assert/strict";
 import net from "node:net";
@@ -69,6 +70,30 @@ Deno.test("access: untrusted peer needs Basic auth to inject; metrics stay trust
 
   const got = await rig.sink.waitFor(2, 20_000);
   assert.deepEqual(got.map((m) => m.rcptTo[0]), ["ana@dest.test", "ana@dest.test"]);
+});
+
+Deno.test("access: a config epoch bump forgets cached credentials", async () => {
+  await using rig = await startHttpRig({ extra: AUTH_POLICY });
+  const url = `${rig.base}/api/inject/v1`;
+  const good = await postJson(url, REQUEST, basic("injector", "s3cret"));
+  assert.equal(good.status, 200, good.text);
+
+  // The policy now refuses the credential; the 60 s cache would still say yes.
+  const refusing = rig.policy.replace(
+    "return user == 'injector' and password == 's3cret'",
+    "return false",
+  );
+  assert.notEqual(refusing, rig.policy);
+  await Deno.writeTextFile(`${rig.dir}/init.lua`, refusing);
+  const bump = await fetch(`${rig.base}/api/admin/bump-config-epoch`, { method: "POST" });
+  assert.equal(bump.status, 200);
+  await bump.body?.cancel();
+
+  const after = await postJson(url, REQUEST, basic("injector", "s3cret"));
+  assert.equal(after.status, 401, after.text);
+  assert.equal(after.text, "HttpBasicAuth Authentication Failed for injector");
+  await rig.sink.waitFor(1, 20_000);
+  assert.equal(rig.sink.messages.length, 1);
 });
 
 /** One raw HTTP/1.1 request over node:net (header bytes exactly as given). */

@@ -2,7 +2,8 @@
  * Access rules of the HTTP listener (http-api.md §1): who the caller is
  * (trusted peer IP, Basic or Bearer credentials checked by the policy's
  * `http_server_validate_auth_basic` / `_bearer`, cached 60 s per exact
- * credential) and what the built-in ACL lets them do:
+ * credential and forgotten at every config epoch bump) and what the
+ * built-in ACL lets them do:
  *
  * | rule      | who passes                                        |
  * |-----------|---------------------------------------------------|
@@ -244,4 +245,23 @@ export function authorize(services: HttpServices, rule: AccessRule): MiddlewareH
 /** Forget cached credential results (tests; `bump_config_epoch`). */
 export function clearAuthCache(): void {
   authCache.clear();
+}
+
+const clearedBy = new WeakSet<PolicyEngine>();
+
+/**
+ * Clear the credential cache whenever `engine`'s config epoch is bumped
+ * (`POST /api/admin/bump-config-epoch`, `kumo.bump_config_epoch`, a changed
+ * policy file), so that an edited `http_server_validate_auth_*` handler
+ * decides the next request. Registers once per engine.
+ *
+ * @example
+ * ```ts
+ * clearAuthCacheOnEpochBump(services.reception.engine);
+ * ```
+ */
+export function clearAuthCacheOnEpochBump(engine: PolicyEngine): void {
+  if (clearedBy.has(engine)) return;
+  clearedBy.add(engine);
+  engine.onEpochBump.push(() => clearAuthCache());
 }

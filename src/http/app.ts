@@ -18,7 +18,7 @@
 
 import { Hono } from "hono";
 import { compress } from "hono/compress";
-import { authorize, type HttpEnv } from "./access_rules.ts";
+import { authorize, clearAuthCacheOnEpochBump, type HttpEnv } from "./access_rules.ts";
 import type { HttpServices } from "./http_services.ts";
 import { checkLivenessV1 } from "./check_liveness_v1.ts";
 import { injectV1 } from "./inject_v1.ts";
@@ -37,6 +37,7 @@ import { diag } from "../log/diag.ts";
  */
 export function buildHttpApp(services: HttpServices): Hono<HttpEnv> {
   const app = new Hono<HttpEnv>();
+  clearAuthCacheOnEpochBump(services.reception.engine);
   app.use("*", compress());
   app.onError((err, c) => {
     diag.error("kumod::http", `${c.req.method} ${c.req.path} failed: ${err}`);
