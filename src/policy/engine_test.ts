@@ -698,3 +698,24 @@ kumo.on('bad', function() kumo.set_diagnostic_log_filter('lua=loud') end)
     engine.close();
   }
 });
+
+Deno.test("the Lua-side config cache keys floats exactly: values past 14 digits get their own object", async () => {
+  const { engine } = await load(`
+kumo.on('same', function()
+  local a = kumo.make_queue_config { retry_interval = 1.0000000000000002 }
+  local b = kumo.make_queue_config { retry_interval = 1.0000000000000002 }
+  return rawequal(a, b)
+end)
+kumo.on('distinct', function()
+  local a = kumo.make_queue_config { retry_interval = 1.0000000000000002 }
+  local b = kumo.make_queue_config { retry_interval = 1.0000000000000004 }
+  return rawequal(a, b)
+end)
+`);
+  try {
+    assert.equal(await engine.callOrThrow("same", "", []), true);
+    assert.equal(await engine.callOrThrow("distinct", "", []), false);
+  } finally {
+    engine.close();
+  }
+});

@@ -486,7 +486,11 @@ end
 local function cfg_key(v, depth)
   local tv = type(v)
   if tv == 'string' then return 's' .. #v .. ':' .. v end
-  if tv == 'number' then return (math.type(v) == 'integer' and 'i' or 'f') .. tostring(v) end
+  -- floats exactly (%a): tostring's 14 digits would give distinct values one key
+  if tv == 'number' then
+    if math.type(v) == 'integer' then return 'i' .. v end
+    return 'f' .. string.format('%a', v)
+  end
   if tv == 'boolean' then return v and 'T' or 'F' end
   if tv == 'table' and getmetatable(v) == nil and depth < 8 then
     local parts = {}
