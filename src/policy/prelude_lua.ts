@@ -483,23 +483,22 @@ end
 -- A content key for a parameter table: config objects are immutable, so a
 -- handler that returns the same literal table on every call gets the same
 -- object back without crossing into JS. nil = not cacheable.
+-- Scalars are written with %q, which makes each one self-delimiting (quoted
+-- and escaped strings, exact hex floats, integers, true/false) in one C call,
+-- so joining them with '=' stays unambiguous; no number-to-string detours.
+local format = string.format
 local function cfg_key(v, depth)
   local tv = type(v)
-  if tv == 'string' then return 's' .. #v .. ':' .. v end
-  -- floats exactly (%a): tostring's 14 digits would give distinct values one key
-  if tv == 'number' then
-    if math.type(v) == 'integer' then return 'i' .. v end
-    return 'f' .. string.format('%a', v)
-  end
-  if tv == 'boolean' then return v and 'T' or 'F' end
+  if tv == 'string' or tv == 'number' or tv == 'boolean' then return format('%q', v) end
   if tv == 'table' and getmetatable(v) == nil and depth < 8 then
-    local parts = {}
+    local parts, n = {}, 0
     for k, x in pairs(v) do
       local kk, xk = cfg_key(k, depth + 1), cfg_key(x, depth + 1)
       if kk == nil or xk == nil then return nil end
-      parts[#parts + 1] = kk .. '=' .. xk
+      parts[n + 1], parts[n + 2] = kk, xk
+      n = n + 2
     end
-    return '{' .. table.concat(parts, ',') .. '}'
+    return '{' .. table.concat(parts, '=', 1, n) .. '}'
   end
   return nil
 end
