@@ -719,3 +719,24 @@ end)
     engine.close();
   }
 });
+
+Deno.test("contexts loaded from cached bytecode keep file:line in errors and see the same policy", async () => {
+  const { engine, dir } = await load(`
+local n = 0
+kumo.on('count', function() n = n + 1 return n end)
+kumo.on('boom', function()
+  error('kaput')
+end)
+`);
+  try {
+    engine.maxContextUses = 1; // every call gets a fresh context: the first compiles, the rest load bytecode
+    for (let i = 0; i < 3; i++) {
+      assert.deepEqual(await engine.callOrThrow("count", "", []), 1);
+      const r = await engine.call("boom", "", []);
+      assert.equal(r.kind, "error");
+      assert.match((r as { message: string }).message, new RegExp(`${dir}/init\\.lua:5: kaput`));
+    }
+  } finally {
+    engine.close();
+  }
+});

@@ -28,7 +28,7 @@ import {
 } from "wasmoon";
 import { PRELUDE_LUA } from "./prelude_lua.ts";
 import { FastTableExtension } from "./lua_tables.ts";
-import { type RawLua, rawLua } from "./lua_raw.ts";
+import { loadChunk, type RawLua, rawLua } from "./lua_raw.ts";
 
 /** What a dispatch produced. */
 export type DispatchResult =
@@ -178,7 +178,7 @@ export class LuaContext {
       const thread = g.newThread();
       const threadRef = lua.luaL_ref(g.address, LUA_REGISTRYINDEX);
 
-      thread.loadString(PRELUDE_LUA, "=kumo");
+      loadChunk(thread, PRELUDE_LUA, "=kumo");
       thread.pushValue(opts.host);
       await thread.run(1);
       thread.setTop(0);
@@ -194,7 +194,7 @@ export class LuaContext {
       lua.lua_setglobal(thread.address, "__kumo_session");
 
       const source = opts.policySource ?? await Deno.readTextFile(opts.policyPath);
-      thread.loadString(source, "@" + opts.policyPath);
+      loadChunk(thread, source, "@" + opts.policyPath);
       await thread.run(0);
       thread.setTop(0);
 

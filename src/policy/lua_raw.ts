@@ -39,6 +39,11 @@ interface RawModule {
   _lua_tolstring(L: number, idx: number, len: number): number;
   _lua_toboolean(L: number, idx: number): number;
   _luaL_testudata(L: number, idx: number, tname: number): number;
+  _luaL_loadbufferx(L: number, buf: number, size: number, name: number, mode: number): number;
+  _lua_getglobal(L: number, name: number): number;
+  _lua_getfield(L: number, idx: number, k: number): number;
+  _lua_pushvalue(L: number, idx: number): void;
+  _lua_callk(L: number, nargs: number, nresults: number, ctx: number, k: number): void;
 }
 
 /** Memory shared by every RawLua of one WASM module. */
@@ -56,6 +61,73 @@ interface Scratch {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const scratches = new WeakMap<object, Scratch>();
+
+/**
+ * Compiled chunks (`string.dump` output, debug info kept) by chunk name and
+ * source text: every new context runs the same prelude and policy, and
+ * loading bytecode skips the Lua parser. Bounded; a changed file is a new key.
+ */
+const bytecode = new Map<string, Uint8Array>();
+const BYTECODE_ENTRIES = 32;
+
+/** A NUL-terminated copy of `text` in WASM memory; the caller frees it. */
+function cString(m: RawModule, text: string): number {
+  const bytes = encoder.encode(text + "\0");
+  const p = m._malloc(bytes.length);
+  m.HEAPU8.set(bytes, p);
+  return p;
+}
+
+/**
+ * Push the function compiled from `source` (as `thread.loadString` does), from
+ * the bytecode cache when this chunk was compiled before in this process.
+ * Syntax errors surface exactly as before: the text path is wasmoon's own.
+ *
+ * @example
+ * ```ts
+ * loadChunk(thread, PRELUDE_LUA, "=kumo");
+ * ```
+ */
+export function loadChunk(thread: LuaThread, source: string, chunkname: string): void {
+  const m = thread.lua.module as unknown as RawModule;
+  const L = thread.address;
+  const key = chunkname + "\0" + source;
+  const code = bytecode.get(key);
+  if (code !== undefined) {
+    const buf = m._malloc(code.length);
+    const name = cString(m, chunkname);
+    const mode = cString(m, "b");
+    try {
+      m.HEAPU8.set(code, buf);
+      if (m._luaL_loadbufferx(L, buf, code.length, name, mode) === 0) return;
+      m._lua_settop(L, -2); // a rejected cache entry: compile from text below
+      bytecode.delete(key);
+    } finally {
+      m._free(buf);
+      m._free(name);
+      m._free(mode);
+    }
+  }
+  thread.loadString(source, chunkname);
+  // string.dump(f) of the function now on top, kept for the next context.
+  const str = cString(m, "string");
+  const dump = cString(m, "dump");
+  try {
+    m._lua_getglobal(L, str);
+    m._lua_getfield(L, -1, dump);
+    m._lua_pushvalue(L, -3);
+    m._lua_callk(L, 1, 1, 0, 0);
+    const s = scratchOf(m);
+    const p = m._lua_tolstring(L, -1, s.out + 4);
+    const len = m.HEAPU32[(s.out + 4) >> 2];
+    if (bytecode.size >= BYTECODE_ENTRIES) bytecode.clear();
+    bytecode.set(key, m.HEAPU8.slice(p, p + len));
+    m._lua_settop(L, -3); // the dump and the string table; the function stays
+  } finally {
+    m._free(str);
+    m._free(dump);
+  }
+}
 
 function scratchOf(m: RawModule): Scratch {
   let s = scratches.get(m);
