@@ -65,23 +65,32 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  * ```
  */
 export function decodePlain(b64: string): PlainCredentials | "badBase64" | "badPlain" {
+  const text = decodeAuthText(b64);
+  if (text === undefined) return "badBase64";
+  if (text === null) return "badPlain";
+  const parts = text.split("\0");
+  if (parts.length !== 3 || parts[1] === "") return "badPlain";
+  return { authz: parts[0] === "" ? parts[1] : parts[0], authc: parts[1], password: parts[2] };
+}
+
+/**
+ * A SASL response (RFC 4954 §4): base64 (a lone "=" is empty) of UTF-8
+ * text; undefined when not base64, null when not UTF-8.
+ */
+function decodeAuthText(b64: string): string | null | undefined {
   let bin: string;
   try {
     bin = b64 === "=" ? "" : atob(b64);
   } catch {
-    return "badBase64";
+    return undefined;
   }
   const bytes = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-  let text: string;
   try {
-    text = utf8.decode(bytes);
+    return utf8.decode(bytes);
   } catch {
-    return "badPlain";
+    return null;
   }
-  const parts = text.split("\0");
-  if (parts.length !== 3 || parts[1] === "") return "badPlain";
-  return { authz: parts[0] === "" ? parts[1] : parts[0], authc: parts[1], password: parts[2] };
 }
 
 /**
@@ -97,20 +106,9 @@ export function decodeLoginField(
   b64: string,
   field: "username" | "password",
 ): { value: string } | "badBase64" | "badLogin" {
-  let bin: string;
-  try {
-    bin = b64 === "=" ? "" : atob(b64);
-  } catch {
-    return "badBase64";
-  }
-  const bytes = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-  let text: string;
-  try {
-    text = utf8.decode(bytes);
-  } catch {
-    return "badLogin";
-  }
+  const text = decodeAuthText(b64);
+  if (text === undefined) return "badBase64";
+  if (text === null) return "badLogin";
   if (text.includes("\0") || (field === "username" && text === "")) return "badLogin";
   return { value: text };
 }
