@@ -38,7 +38,8 @@ import {
 } from "../message/envelope_address.ts";
 import type { ReceptionServices } from "../smtp/server/reception_services.ts";
 import { messageLogContext, receptionRecord } from "../smtp/server/reception_log.ts";
-import { rfc2822Date, supplementalHeaderValue } from "../smtp/server/trace_headers.ts";
+import { supplementalHeaderValue } from "../smtp/server/trace_headers.ts";
+import { rfc2822Date } from "../util/calendar.ts";
 import { formatRfc3339Nanos, type LogRecord, nowEpochMs } from "../log/record.ts";
 import { diag } from "../log/diag.ts";
 import { kumoMetrics } from "../metrics/kumo_metrics.ts";

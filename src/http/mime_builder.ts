@@ -18,7 +18,7 @@
  * @module
  */
 
-import { rfc2822Date } from "../smtp/server/trace_headers.ts";
+import { rfc2822Date } from "../util/calendar.ts";
 import { charsetOf, encodeBody, headerLine, utf8 } from "./mime_encoding.ts";
 
 /** A decoded attachment ready to encode. */

@@ -20,6 +20,8 @@
  * @module
  */
 
+import { MONTHS_LONG, WEEKDAYS_LONG } from "../util/calendar.ts";
+
 /** A point in time with the UTC offset it is shown in. */
 export interface ZonedTime {
   /** Whole seconds since the epoch (UTC). */
@@ -31,22 +33,6 @@ export interface ZonedTime {
   /** False for a date without a time. */
   hasTime: boolean;
 }
-
-const MONTHS = [
-  "January",
-  "February",
-  "March",
-  "April",
-  "May",
-  "June",
-  "July",
-  "August",
-  "September",
-  "October",
-  "November",
-  "December",
-];
-const WEEKDAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
 
 const zoneCache = new Map<string, Intl.DateTimeFormat>();
 
@@ -231,9 +217,9 @@ export function formatDescription(t: ZonedTime, description: string): string {
       case "month": {
         const repr = mod.get("repr") ?? "numerical";
         out += repr === "long"
-          ? MONTHS[f.month - 1]
+          ? MONTHS_LONG[f.month - 1]
           : repr === "short"
-          ? MONTHS[f.month - 1].slice(0, 3)
+          ? MONTHS_LONG[f.month - 1].slice(0, 3)
           : pad(f.month, 2, padding);
         break;
       }
@@ -264,9 +250,9 @@ export function formatDescription(t: ZonedTime, description: string): string {
         const repr = mod.get("repr") ?? "long";
         const one = mod.get("one_indexed") !== "false";
         out += repr === "long"
-          ? WEEKDAYS[f.weekday]
+          ? WEEKDAYS_LONG[f.weekday]
           : repr === "short"
-          ? WEEKDAYS[f.weekday].slice(0, 3)
+          ? WEEKDAYS_LONG[f.weekday].slice(0, 3)
           : repr === "sunday"
           ? String(f.weekday + (one ? 1 : 0))
           : String(((f.weekday + 6) % 7) + (one ? 1 : 0));

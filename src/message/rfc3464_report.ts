@@ -18,6 +18,7 @@
  */
 
 import { quotedPrintable } from "../util/quoted_printable.ts";
+import { rfc2822Date as rfc2822 } from "../util/calendar.ts";
 
 /** What to return of the original message. */
 export type IncludeOriginalMessage = "FullContent" | "HeadersOnly" | "No";
@@ -51,19 +52,6 @@ export interface ReportRecord {
   };
   peerAddress?: { name: string; addr: string } | null;
   deliveryProtocol?: string | null;
-}
-
-const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-const pad2 = (n: number) => String(n).padStart(2, "0");
-
-/** RFC 2822 date in UTC with an unpadded day: `Tue, 1 Jul 2003 08:52:37 +0000`. */
-function rfc2822(ms: number): string {
-  const d = new Date(ms);
-  return `${DAYS[d.getUTCDay()]}, ${d.getUTCDate()} ${
-    MONTHS[d.getUTCMonth()]
-  } ${d.getUTCFullYear()} ` +
-    `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())} +0000`;
 }
 
 /** `550 5.7.1 text` on one line. */

@@ -10,8 +10,8 @@
  */
 
 import type { Scheduling } from "./message.ts";
+import { WEEKDAYS_SHORT } from "../util/calendar.ts";
 
-const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"] as const;
 const DAY_MS = 86_400_000;
 
 /** A parsed weekly window. */
@@ -77,7 +77,7 @@ function localTime(ms: number, tz: string): LocalTime {
         s = Number(p.value);
         break;
       case "weekday":
-        t.weekday = DAYS.indexOf(p.value as typeof DAYS[number]);
+        t.weekday = WEEKDAYS_SHORT.indexOf(p.value as typeof WEEKDAYS_SHORT[number]);
         break;
     }
   }
@@ -126,7 +126,7 @@ export function parseWindow(s: Scheduling): ScheduleWindow | undefined {
   const days = new Set<number>();
   for (const raw of s.dow.split(",")) {
     const name = raw.trim();
-    const i = DAYS.findIndex((d) => d.toLowerCase() === name.slice(0, 3).toLowerCase());
+    const i = WEEKDAYS_SHORT.findIndex((d) => d.toLowerCase() === name.slice(0, 3).toLowerCase());
     if (i < 0 || name.length < 3) {
       throw new TypeError(`Cannot set scheduling key "dow": "${name}" is not a day of the week`);
     }

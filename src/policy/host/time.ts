@@ -15,6 +15,13 @@
 
 import { formatDuration, parseDuration } from "../../util/duration.ts";
 import { registerLuaClass } from "./host_object.ts";
+import {
+  MONTHS_LONG,
+  MONTHS_SHORT,
+  rfc2822Date,
+  WEEKDAYS_LONG,
+  WEEKDAYS_SHORT,
+} from "../../util/calendar.ts";
 
 /** A point in time (UTC), ms since the epoch. */
 export class LuaTime {
@@ -39,24 +46,6 @@ export class LuaTimer {
   }
 }
 
-const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-const DAYS_LONG = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
-const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-const MONTHS_LONG = [
-  "January",
-  "February",
-  "March",
-  "April",
-  "May",
-  "June",
-  "July",
-  "August",
-  "September",
-  "October",
-  "November",
-  "December",
-];
-
 const p2 = (n: number) => String(n).padStart(2, "0");
 
 function fraction(ms: number): string {
@@ -66,14 +55,7 @@ function fraction(ms: number): string {
 }
 
 /** `Sun, 2 Jan 2000 03:04:05 +0000` (RFC 2822 §3.3). */
-export function rfc2822(ms: number): string {
-  const d = new Date(ms);
-  return `${DAYS[d.getUTCDay()]}, ${d.getUTCDate()} ${
-    MONTHS[d.getUTCMonth()]
-  } ${d.getUTCFullYear()} ${p2(d.getUTCHours())}:${p2(d.getUTCMinutes())}:${
-    p2(d.getUTCSeconds())
-  } +0000`;
-}
+export const rfc2822 = rfc2822Date;
 
 /** `2000-01-02T03:04:05+00:00` (RFC 3339), fraction only when non-zero. */
 export function rfc3339(ms: number): string {
@@ -100,7 +82,7 @@ export function strftime(ms: number, fmt: string): string {
         return p2(m + 1);
       case "b":
       case "h":
-        return MONTHS[m];
+        return MONTHS_SHORT[m];
       case "B":
         return MONTHS_LONG[m];
       case "d":
@@ -108,9 +90,9 @@ export function strftime(ms: number, fmt: string): string {
       case "e":
         return String(day).padStart(2, " ");
       case "a":
-        return DAYS[d.getUTCDay()];
+        return WEEKDAYS_SHORT[d.getUTCDay()];
       case "A":
-        return DAYS_LONG[d.getUTCDay()];
+        return WEEKDAYS_LONG[d.getUTCDay()];
       case "w":
         return String(d.getUTCDay());
       case "u":
@@ -164,9 +146,9 @@ export function strftime(ms: number, fmt: string): string {
       case "F":
         return `${Y}-${p2(m + 1)}-${p2(day)}`;
       case "c":
-        return `${DAYS[d.getUTCDay()]} ${MONTHS[m]} ${String(day).padStart(2, " ")} ${p2(H)}:${
-          p2(M)
-        }:${p2(S)} ${Y}`;
+        return `${WEEKDAYS_SHORT[d.getUTCDay()]} ${MONTHS_SHORT[m]} ${
+          String(day).padStart(2, " ")
+        } ${p2(H)}:${p2(M)}:${p2(S)} ${Y}`;
       case "+":
         return rfc3339(ms);
       case "n":
@@ -227,7 +209,7 @@ export function parseRfc2822(s: unknown): LuaTime {
   const m =
     /^(?:[A-Za-z]{3},\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{2,4})\s+(\d{2}):(\d{2})(?::(\d{2}))?\s+([+-]\d{4}|[A-Za-z]{1,3})$/
       .exec(text);
-  const mon = m ? MONTHS.findIndex((x) => x.toLowerCase() === m[2].toLowerCase()) : -1;
+  const mon = m ? MONTHS_SHORT.findIndex((x) => x.toLowerCase() === m[2].toLowerCase()) : -1;
   if (!m || mon < 0) throw new SyntaxError(`Cannot parse "${text}" as RFC 2822: invalid format`);
   let year = Number(m[3]);
   if (m[3].length === 2) year += year < 50 ? 2000 : 1900;

@@ -10,28 +10,7 @@
  * @module
  */
 
-const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-
-function pad2(n: number): string {
-  return n < 10 ? "0" + n : String(n);
-}
-
-/**
- * RFC 2822 date in UTC, day of month unpadded: `Fri, 2 Jan 2026 03:04:05 +0000`.
- *
- * @example
- * ```ts
- * rfc2822Date(Date.UTC(2026, 0, 2, 3, 4, 5)); // "Fri, 2 Jan 2026 03:04:05 +0000"
- * ```
- */
-export function rfc2822Date(epochMs: number): string {
-  const d = new Date(epochMs);
-  return `${DAYS[d.getUTCDay()]}, ${d.getUTCDate()} ${
-    MONTHS[d.getUTCMonth()]
-  } ${d.getUTCFullYear()} ` +
-    `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())} +0000`;
-}
+import { rfc2822Date } from "../../util/calendar.ts";
 
 /** Inputs of {@link receivedHeaderValue}. */
 export interface ReceivedInfo {

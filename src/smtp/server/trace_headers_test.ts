@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { receivedHeaderValue, rfc2822Date, supplementalHeaderValue } from "./trace_headers.ts";
+import { receivedHeaderValue, supplementalHeaderValue } from "./trace_headers.ts";
+import { rfc2822Date } from "../../util/calendar.ts";
 
 Deno.test("rfc2822Date() pads time but not the day", () => {
   assert.equal(rfc2822Date(Date.UTC(2026, 0, 2, 3, 4, 5)), "Fri, 2 Jan 2026 03:04:05 +0000");
