@@ -13,7 +13,8 @@ import { startSmtpSink } from "./support/smtp_sink.ts";
 import { type Harness, policyText, startHarness } from "./support/queue_harness.ts";
 import { freePort, startHaProxy } from "./support/deliver_e2e.ts";
 import { Message } from "../src/message/message.ts";
-import { selfSignedPem, startMiniMx } from "./support/mini_mx.ts";
+import { startMiniMx } from "./support/mini_mx.ts";
+import { selfSignedPem } from "./support/self_signed.ts";
 
 const ZONES = {
   "dest.test": { MX: [{ pref: 10, host: "mx1.dest.test" }] },
@@ -420,8 +421,8 @@ Deno.test("use_lmtp: LHLO and one outcome per recipient from the replies after t
 });
 
 Deno.test("tls_certificate / tls_private_key: the client certificate is presented in STARTTLS", async () => {
-  const server = await selfSignedPem("mx.lmtp.test");
-  const client = await selfSignedPem("kumo-client.test");
+  const server = await selfSignedPem({ cn: "mx.lmtp.test" });
+  const client = await selfSignedPem({ cn: "kumo-client.test" });
   if (!server || !client) {
     console.log("skipped: openssl is not installed");
     return;

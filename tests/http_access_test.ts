@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import type { Buffer } from "node:buffer";
 import { postJson, startHttpRig } from "./support/http_rig.ts";
+import { selfSignedPem } from "./support/self_signed.ts";
 
 const AUTH_POLICY = `
 kumo.on('http_server_validate_auth_basic', function(user, password)
@@ -198,32 +199,16 @@ Deno.test("access: admin needs a trusted peer even with good credentials; Bearer
 Deno.test("access: HTTPS with use_tls and a certificate file", async () => {
   const certDir = await Deno.makeTempDir({ prefix: "kumo-https-" });
   try {
-    const gen = await new Deno.Command("openssl", {
-      args: [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        `${certDir}/key.pem`,
-        "-out",
-        `${certDir}/cert.pem`,
-        "-subj",
-        "/CN=localhost",
-        "-days",
-        "2",
-        "-addext",
+    const pem = await selfSignedPem({
+      cn: "localhost",
+      extensions: [
         "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        "-addext",
         "basicConstraints=critical,CA:FALSE",
       ],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    assert.ok(gen.success, new TextDecoder().decode(gen.stderr));
+    });
+    assert.ok(pem, "openssl could not make a certificate");
+    await Deno.writeTextFile(`${certDir}/key.pem`, pem.key);
+    await Deno.writeTextFile(`${certDir}/cert.pem`, pem.cert);
     await using rig = await startHttpRig({
       httpExtra: `use_tls = true, tls_certificate = '${certDir}/cert.pem', ` +
         `tls_private_key = '${certDir}/key.pem'`,

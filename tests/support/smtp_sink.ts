@@ -15,6 +15,7 @@
 import net from "node:net";
 import tls from "node:tls";
 import { Buffer } from "node:buffer";
+import { selfSignedPem } from "./self_signed.ts";
 
 /** Points in a session where the `replies` hook may answer instead of the sink. */
 export type SinkStage =
@@ -138,45 +139,12 @@ const MAX_LINE = 4096;
 
 let credentials: Promise<{ key: string; cert: string } | undefined> | undefined;
 
-/** A self-signed certificate for `localhost`, made once per process with the openssl CLI. */
+/** A self-signed certificate for `localhost`, made once per process (no openssl: no STARTTLS). */
 function selfSignedCert(): Promise<{ key: string; cert: string } | undefined> {
-  credentials ??= (async () => {
-    const dir = await Deno.makeTempDir({ prefix: "smtp_sink_tls_" });
-    try {
-      const out = await new Deno.Command("openssl", {
-        args: [
-          "req",
-          "-x509",
-          "-newkey",
-          "ec",
-          "-pkeyopt",
-          "ec_paramgen_curve:prime256v1",
-          "-nodes",
-          "-keyout",
-          `${dir}/key.pem`,
-          "-out",
-          `${dir}/cert.pem`,
-          "-subj",
-          "/CN=localhost",
-          "-days",
-          "2",
-          "-addext",
-          "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ],
-        stdout: "null",
-        stderr: "null",
-      }).output();
-      if (!out.success) return undefined;
-      return {
-        key: await Deno.readTextFile(`${dir}/key.pem`),
-        cert: await Deno.readTextFile(`${dir}/cert.pem`),
-      };
-    } catch {
-      return undefined; // no openssl: STARTTLS is not offered
-    } finally {
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    }
-  })();
+  credentials ??= selfSignedPem({
+    cn: "localhost",
+    extensions: ["subjectAltName=DNS:localhost,IP:127.0.0.1"],
+  });
   return credentials;
 }
 
