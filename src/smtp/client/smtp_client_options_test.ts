@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { selfSignedPem, startMiniMx } from "../../../tests/support/mini_mx.ts";
+import { startMiniMx } from "../../../tests/support/mini_mx.ts";
+import { selfSignedPem } from "../../../tests/support/self_signed.ts";
 import { defaultTimeouts, SmtpClient, type SmtpClientPlan } from "./smtp_client.ts";
 
 const enc = new TextEncoder();
@@ -55,8 +56,8 @@ Deno.test("SmtpClient without lmtp is refused by an LMTP server (no EHLO fallbac
 });
 
 Deno.test("SmtpClient presents the client certificate in STARTTLS", async () => {
-  const server = await selfSignedPem("mini.test");
-  const client = await selfSignedPem("client-cert.test");
+  const server = await selfSignedPem({ cn: "mini.test" });
+  const client = await selfSignedPem({ cn: "client-cert.test" });
   if (!server || !client) {
     console.log("skipped: openssl is not installed");
     return;
