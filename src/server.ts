@@ -50,6 +50,7 @@ import type { PolicyRuntime } from "./policy/runtime.ts"; // [lua-runtime]
 import { bindPolicyRuntime } from "./queue/policy_runtime.ts"; // [lua-runtime]
 import { LogHook } from "./log/log_hook.ts"; // [loghook]
 import { parseLogHook } from "./policy/config/log_hook.ts"; // [loghook]
+import { storeMessage } from "./spool/store_message.ts";
 
 /** A running server. */
 export interface RunningServer {
@@ -156,14 +157,7 @@ export async function startServer(
         enqueue: async (msg, deferred) => {
           const spools = services.spools;
           if (spools === null || queues === null) throw new Error("the queue stage is not running");
-          if (!deferred) {
-            await Promise.all([
-              spools.meta.store(msg.id, msg.metaBytes(), { sync: true }),
-              spools.data.store(msg.id, msg.getData(), { sync: true }),
-            ]);
-            msg.metaDirty = false;
-            msg.dataDirty = false;
-          }
+          if (!deferred) await storeMessage(spools, msg);
           await queues.insert(msg);
         },
       }),

@@ -50,6 +50,7 @@ import { type InjectRecipient, type InjectRequest, parseInjectRequest } from "./
 import { loadContentHelpers, prepareContent, type PreparedContent } from "./inject_content.ts";
 import { refusalReason } from "./check_liveness_v1.ts";
 import { wasSaved } from "../policy/message_methods.ts";
+import { storeMessage } from "../spool/store_message.ts";
 
 /** The internal queue of deferred-generation requests. */
 export const GENERATOR_QUEUE = "generator.kumomta.internal";
@@ -250,15 +251,7 @@ export async function injectRecipients(
   if (spools === null) throw new HttpError(503, "Error: waiting for spool startup");
   let stored = generated;
   if (!req.deferredSpool) {
-    const results = await Promise.allSettled(generated.map(({ msg }) =>
-      Promise.all([
-        spools.meta.store(msg.id, msg.metaBytes(), { sync: true }),
-        spools.data.store(msg.id, msg.getData(), { sync: true }),
-      ]).then(() => {
-        msg.metaDirty = false;
-        msg.dataDirty = false;
-      })
-    ));
+    const results = await Promise.allSettled(generated.map(({ msg }) => storeMessage(spools, msg)));
     stored = [];
     for (let i = 0; i < results.length; i++) {
       const r = results[i];
@@ -321,14 +314,7 @@ async function deferGeneration(
   });
   const spools = services.spools;
   if (spools === null) throw new HttpError(503, "Error: waiting for spool startup");
-  if (!req.deferredSpool) {
-    await Promise.all([
-      spools.meta.store(msg.id, msg.metaBytes(), { sync: true }),
-      spools.data.store(msg.id, msg.getData(), { sync: true }),
-    ]);
-    msg.metaDirty = false;
-    msg.dataDirty = false;
-  }
+  if (!req.deferredSpool) await storeMessage(spools, msg);
   services.logs.submit(recordFor(services, origin, msg, GENERATOR_QUEUE), messageLogContext(msg));
   await services.handoff.insert(msg);
 }

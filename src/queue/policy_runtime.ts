@@ -17,6 +17,7 @@ import type { Message } from "../message/message.ts";
 import type { QueueManager } from "./queue_manager.ts";
 import { parseBounceRequest } from "./admin_bounce.ts";
 import { parseReadyQueueSuspendRequest, parseSuspendRequest } from "./suspension.ts";
+import { storeMessage } from "../spool/store_message.ts";
 
 /** Spool (unless deferred) and queue one message; a refused insert leaves the spool clean. */
 export async function spoolAndInsert(
@@ -25,14 +26,7 @@ export async function spoolAndInsert(
   msg: Message,
   deferredSpool: boolean,
 ): Promise<void> {
-  if (!deferredSpool) {
-    await Promise.all([
-      spools.meta.store(msg.id, msg.metaBytes(), { sync: true }),
-      spools.data.store(msg.id, msg.getData(), { sync: true }),
-    ]);
-    msg.metaDirty = false;
-    msg.dataDirty = false;
-  }
+  if (!deferredSpool) await storeMessage(spools, msg);
   try {
     await queues.insert(msg);
   } catch (e) {

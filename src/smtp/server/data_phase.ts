@@ -36,6 +36,7 @@ import { classifyReport, logReceived, type ReportVerdict } from "./report_handli
 import { countReceived, listenerService } from "../../metrics/kumo_metrics.ts";
 import type { SpoolPair } from "../../spool/spool.ts";
 import { DEFERRED_QUEUE_NAME } from "./deferred_inject.ts";
+import { storeMessage } from "../../spool/store_message.ts";
 
 /** A reply as code + wire text (enhanced code, if any, at the start of `text`). */
 export interface PhaseReply {
@@ -316,15 +317,7 @@ async function resolveQueues(
  * (so a refused message cannot reappear at the next start).
  */
 async function spoolAll(spools: SpoolPair, msgs: readonly Message[], state: PhaseState) {
-  const results = await Promise.allSettled(msgs.map((msg) =>
-    Promise.all([
-      spools.meta.store(msg.id, msg.metaBytes(), { sync: true }),
-      spools.data.store(msg.id, msg.getData(), { sync: true }),
-    ]).then(() => {
-      msg.metaDirty = false;
-      msg.dataDirty = false;
-    })
-  ));
+  const results = await Promise.allSettled(msgs.map((msg) => storeMessage(spools, msg)));
   const failed = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
   if (failed === undefined && !state.abandoned) return;
   await unspool(spools, msgs);
