@@ -37,10 +37,11 @@ import type { QueueHandoff } from "./handoff.ts";
 import {
   delayBasedOnAge,
   delayForAttempt,
+  expirationText,
+  humanDuration,
   inferNumAttempts,
   scheduleAfterFailure,
 } from "./retry_schedule.ts";
-import { formatDuration } from "../util/duration.ts";
 import { PolicyReject } from "../policy/policy_error.ts";
 import { spoolIdCreatedMs } from "../message/spool_id.ts";
 import { QueueAdmin } from "./queue_admin.ts"; // [admin]
@@ -82,18 +83,6 @@ function internalResponse(code: number, text: string): ResponseRecord {
     content: m ? text.slice(m[0].length) : text,
     command: null,
   };
-}
-
-/** humantime `format_duration` of whole milliseconds: `1m 30s 250ms`, `7days`. */
-function humanDuration(ms: number): string {
-  return formatDuration(Math.max(0, Math.round(ms)));
-}
-
-/** chrono's `DateTime<Utc>` Display, as upstream prints times: `2026-01-02 03:04:05.123 UTC`. */
-function chronoUtc(ms: number): string {
-  const iso = new Date(ms).toISOString(); // 2026-01-02T03:04:05.123Z
-  const frac = ms % 1000 === 0 ? "" : iso.slice(19, 23);
-  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}${frac} UTC`;
 }
 
 /** Why `requeue_message` handlers did not simply succeed. */
@@ -775,11 +764,12 @@ export class QueueManager implements QueueHandoff {
     msg.incrementNumAttempts();
     if (d.kind === "expire") {
       // Upstream wording (queue.rs increment_attempts_and_update_delay).
-      const text = expires !== undefined && Number.isFinite(expires)
-        ? `5.4.7 Next delivery time would be at ${chronoUtc(d.due)} which exceeds ` +
-          `the expiry time ${chronoUtc(expires)} configured via set_scheduling`
-        : `5.4.7 Next delivery time would be ${humanDuration(d.due - msg.createdMs)} ` +
-          `after creation, which exceeds max_age=${humanDuration(cfg.maxAge)}`;
+      const text = expirationText({
+        dueMs: d.due,
+        createdMs: msg.createdMs,
+        maxAgeMs: cfg.maxAge,
+        expiresMs: expires,
+      });
       this.#log(
         this.#record(
           "Expiration",
@@ -903,11 +893,12 @@ export class QueueManager implements QueueHandoff {
             for (let i = 1; i < msg.numAttempts; i++) overall += delayForAttempt(i, cfg);
             next = Math.max(age, overall);
           }
-          const text = hasExpires
-            ? `5.4.7 Next delivery time would be at ${chronoUtc(now)} which exceeds ` +
-              `the expiry time ${chronoUtc(expires)} configured via set_scheduling`
-            : `5.4.7 Next delivery time would be ${humanDuration(next)} after creation, ` +
-              `which exceeds max_age=${humanDuration(cfg.maxAge)}`;
+          const text = expirationText({
+            dueMs: hasExpires ? now : msg.createdMs + next,
+            createdMs: msg.createdMs,
+            maxAgeMs: cfg.maxAge,
+            expiresMs: hasExpires ? expires : undefined,
+          });
           this.#log(
             this.#record(
               "Expiration",

@@ -9,6 +9,8 @@
  * @module
  */
 
+import { formatDuration } from "../util/duration.ts";
+
 /** The parts of a QueueConfig the schedule depends on (all ms). */
 export interface RetryPolicy {
   retryInterval: number;
@@ -115,4 +117,38 @@ export function delayBasedOnAge(
   for (let i = 1; i < numAttempts; i++) overall += delayForAttempt(i, policy);
   if (overall >= policy.maxAge) return null;
   return Math.max(0, overall - ageMs);
+}
+
+/** humantime `format_duration` of whole milliseconds: `1m 30s 250ms`, `7days`. */
+export function humanDuration(ms: number): string {
+  return formatDuration(Math.max(0, Math.round(ms)));
+}
+
+/** chrono's `DateTime<Utc>` Display, as upstream prints times: `2026-01-02 03:04:05.123 UTC`. */
+function chronoUtc(ms: number): string {
+  const iso = new Date(ms).toISOString(); // 2026-01-02T03:04:05.123Z
+  const frac = ms % 1000 === 0 ? "" : iso.slice(19, 23);
+  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}${frac} UTC`;
+}
+
+/**
+ * The content of the Expiration record that follows an `"expire"` decision,
+ * in upstream's words (queue.rs `increment_attempts_and_update_delay`),
+ * with its `5.4.7` enhanced code in front.
+ *
+ * @example
+ * ```ts
+ * expirationText({ dueMs: 75_000, createdMs: 0, maxAgeMs: 60_000 });
+ * // "5.4.7 Next delivery time would be 1m 15s after creation, which exceeds max_age=1m"
+ * ```
+ */
+export function expirationText(
+  args: { dueMs: number; createdMs: number; maxAgeMs: number; expiresMs?: number },
+): string {
+  const { dueMs, createdMs, maxAgeMs, expiresMs } = args;
+  return expiresMs !== undefined && Number.isFinite(expiresMs)
+    ? `5.4.7 Next delivery time would be at ${chronoUtc(dueMs)} which exceeds ` +
+      `the expiry time ${chronoUtc(expiresMs)} configured via set_scheduling`
+    : `5.4.7 Next delivery time would be ${humanDuration(dueMs - createdMs)} ` +
+      `after creation, which exceeds max_age=${humanDuration(maxAgeMs)}`;
 }

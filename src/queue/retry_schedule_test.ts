@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   delayBasedOnAge,
   delayForAttempt,
+  expirationText,
   inferNumAttempts,
   jitterSpan,
   scheduleAfterFailure,
@@ -96,4 +97,21 @@ Deno.test("inferNumAttempts() and delayBasedOnAge() estimate restart state like 
   // 3 attempts: sum of delays 1..2 = 40 + 80 min = 2 h; at age 61 min → 59 min to go
   assert.equal(delayBasedOnAge(3, 61 * MIN, DEFAULT), 59 * MIN);
   assert.equal(delayBasedOnAge(3, 8 * 24 * H, DEFAULT), null);
+});
+
+Deno.test("expirationText() words max_age and set_scheduling expiry as upstream", () => {
+  assert.equal(
+    expirationText({ dueMs: 75_000, createdMs: 0, maxAgeMs: 60_000 }),
+    "5.4.7 Next delivery time would be 1m 15s after creation, which exceeds max_age=1m",
+  );
+  assert.equal(
+    expirationText({
+      dueMs: Date.UTC(2026, 0, 2, 3, 4, 5, 123),
+      createdMs: 0,
+      maxAgeMs: 60_000,
+      expiresMs: Date.UTC(2026, 0, 2, 3, 0, 0),
+    }),
+    "5.4.7 Next delivery time would be at 2026-01-02 03:04:05.123 UTC which exceeds " +
+      "the expiry time 2026-01-02 03:00:00 UTC configured via set_scheduling",
+  );
 });

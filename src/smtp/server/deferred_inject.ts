@@ -26,7 +26,7 @@ import { ConnMeta } from "../../policy/conn_methods.ts";
 import { formatRfc3339Nanos, nowEpochMs, type ResponseRecord } from "../../log/record.ts";
 import type { RecordType } from "../../log/record.ts";
 import { diag } from "../../log/diag.ts";
-import { scheduleAfterFailure } from "../../queue/retry_schedule.ts";
+import { expirationText, scheduleAfterFailure } from "../../queue/retry_schedule.ts";
 import type { ReceptionServices } from "./reception_services.ts";
 import { messageLogContext, receptionRecord } from "./reception_log.ts";
 
@@ -101,10 +101,15 @@ export function deferredInjectHandler(
     });
     msg.numAttempts++;
     if (next.kind === "expire") {
+      const text = expirationText({
+        dueMs: next.due,
+        createdMs: msg.createdMs,
+        maxAgeMs: RETRY.maxAge,
+      });
       log(services, msg, "Expiration", {
         code: 551,
         enhanced_code: { class: 5, subject: 4, detail: 7 },
-        content: "Next delivery time would be after creation, which exceeds max_age=7d",
+        content: text.slice("5.4.7 ".length),
         command: null,
       });
       await remove(services, msg);
