@@ -171,13 +171,8 @@ export class PolicyEngine {
    */
   async call(event: string, kinds: string, args: readonly unknown[]): Promise<DispatchResult> {
     if (!this.#handlers.has(event)) return { kind: "none" };
-    let ctx: LuaContext;
-    try {
-      ctx = await this.#borrow();
-    } catch (e) {
-      const message = e instanceof Error ? e.message : String(e);
-      return { kind: "error", message, traceback: message };
-    }
+    const ctx = await this.#borrowOrError();
+    if (!(ctx instanceof LuaContext)) return ctx;
     const done = luaEventTimer(event); // [metrics]
     try {
       return await ctx.dispatch(event, kinds, args);
@@ -207,13 +202,8 @@ export class PolicyEngine {
    * <file>:<line>: ...` message, and holds no slot.
    */
   async session(): Promise<PolicySession | SessionFailure> {
-    let ctx: LuaContext;
-    try {
-      ctx = await this.#borrow();
-    } catch (e) {
-      const message = e instanceof Error ? e.message : String(e);
-      return { kind: "error", message, traceback: message };
-    }
+    const ctx = await this.#borrowOrError();
+    if (!(ctx instanceof LuaContext)) return ctx;
     let released = false;
     return {
       kind: "session",
@@ -237,6 +227,18 @@ export class PolicyEngine {
           .finally(() => this.#giveBack(ctx));
       },
     };
+  }
+
+  /** {@link #borrow}, with a context that cannot be made (a policy that no longer loads) as an error result. */
+  async #borrowOrError(): Promise<
+    LuaContext | { kind: "error"; message: string; traceback: string }
+  > {
+    try {
+      return await this.#borrow();
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      return { kind: "error", message, traceback: message };
+    }
   }
 
   async #borrow(): Promise<LuaContext> {
