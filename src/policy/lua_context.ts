@@ -29,6 +29,7 @@ import {
 import { PRELUDE_LUA } from "./prelude_lua.ts";
 import { FastTableExtension } from "./lua_tables.ts";
 import { loadChunk, type RawLua, rawLua } from "./lua_raw.ts";
+import { FastFunctionExtension, pushHostObject } from "./lua_host_calls.ts";
 
 /** What a dispatch produced. */
 export type DispatchResult =
@@ -105,10 +106,23 @@ function pushArg(t: LuaThread, raw: RawLua, a: unknown): void {
     case "boolean":
       raw.pushBoolean(a);
       return;
+    case "number":
+      raw.pushNumber(a);
+      return;
     default:
       if (a === null) raw.pushNil();
+      else if (isHostObject(a)) pushHostObject(t, a);
       else t.pushValue(toLua(a));
   }
+}
+
+/** A class instance (Message, ConnMeta, config objects…): passed to Lua by reference. */
+function isHostObject(a: unknown): a is object {
+  if (typeof a !== "object" || a === null || Array.isArray(a)) return false;
+  if (a instanceof Uint8Array || a instanceof Map) return false;
+  if (a instanceof Decoration || a instanceof LuaMultiReturn) return false;
+  const proto = Object.getPrototypeOf(a);
+  return proto !== Object.prototype && proto !== null;
 }
 
 /** Reads one result; host objects (js_userdata) straight from the registry. */
@@ -172,7 +186,9 @@ export class LuaContext {
     const engine = await factory().createEngine({ injectObjects: false, enableProxy: false });
     const g = engine.global;
     const lua = g.lua;
-    g.registerTypeExtension(10, new FastTableExtension(g));
+    const tables = new FastTableExtension(g);
+    g.registerTypeExtension(10, tables);
+    g.registerTypeExtension(9, new FastFunctionExtension(g, tables));
     try {
       if (opts.validating) g.set("_VALIDATING_CONFIG", true);
       const thread = g.newThread();

@@ -44,6 +44,15 @@ interface RawModule {
   _lua_getfield(L: number, idx: number, k: number): number;
   _lua_pushvalue(L: number, idx: number): void;
   _lua_callk(L: number, nargs: number, nresults: number, ctx: number, k: number): void;
+  _lua_gettop(L: number): number;
+  _lua_touserdata(L: number, idx: number): number;
+  _lua_newuserdatauv(L: number, size: number, nuvalue: number): number;
+  _lua_setmetatable(L: number, idx: number): number;
+  _lua_pushcclosure(L: number, fn: number, n: number): void;
+  _lua_error(L: number): number;
+  _lua_tothread(L: number, idx: number): number;
+  _lua_setfield(L: number, idx: number, k: number): void;
+  addFunction(fn: (L: number) => number, sig: string): number;
 }
 
 /** Memory shared by every RawLua of one WASM module. */
@@ -54,6 +63,10 @@ interface Scratch {
   cap: number;
   /** C string "js_userdata": the metatable name wasmoon gives JS objects. */
   jsUserdata: number;
+  /** C string "js_function": the metatable of a JS function's upvalue (its `__gc` unrefs). */
+  jsFunction: number;
+  /** C string "__gc", made on first use. */
+  gcName?: number;
   /** One RawLua per Lua thread address. */
   threads: Map<number, RawLua>;
 }
@@ -132,10 +145,14 @@ export function loadChunk(thread: LuaThread, source: string, chunkname: string):
 function scratchOf(m: RawModule): Scratch {
   let s = scratches.get(m);
   if (s === undefined) {
-    const name = encoder.encode("js_userdata\0");
-    const jsUserdata = m._malloc(name.length);
-    m.HEAPU8.set(name, jsUserdata);
-    s = { out: m._malloc(8), buf: m._malloc(256), cap: 256, jsUserdata, threads: new Map() };
+    s = {
+      out: m._malloc(8),
+      buf: m._malloc(256),
+      cap: 256,
+      jsUserdata: cString(m, "js_userdata"),
+      jsFunction: cString(m, "js_function"),
+      threads: new Map(),
+    };
     scratches.set(m, s);
   }
   return s;
@@ -152,16 +169,27 @@ function scratchOf(m: RawModule): Scratch {
  * ```
  */
 export function rawLua(thread: LuaThread): RawLua {
-  const m = thread.lua.module as unknown as RawModule;
+  return rawAt(thread.lua.module as unknown as RawModule, thread.address);
+}
+
+/** The {@link RawLua} of Lua state (or coroutine) `L` of module `m`. */
+export function rawAt(m: RawModule, L: number): RawLua {
   const s = scratchOf(m);
-  let r = s.threads.get(thread.address);
+  let r = s.threads.get(L);
   if (r === undefined) {
     if (s.threads.size >= 4096) s.threads.clear(); // dead coroutines' addresses
-    r = new RawLua(m, thread.address, s);
-    s.threads.set(thread.address, r);
+    r = new RawLua(m, L, s);
+    s.threads.set(L, r);
   }
   return r;
 }
+
+/** The raw exports behind a wasmoon thread. */
+export function rawModule(thread: LuaThread): RawModule {
+  return thread.lua.module as unknown as RawModule;
+}
+
+export type { RawModule };
 
 /** Direct Lua calls on one thread's state; see {@link rawLua}. */
 export class RawLua {
@@ -295,4 +323,87 @@ export class RawLua {
     const ud = m._luaL_testudata(this.#L, idx, this.#s.jsUserdata);
     return ud === 0 ? -1 : m.HEAPU32[ud >> 2];
   }
+
+  /** Number of values on the stack. */
+  gettop(): number {
+    return this.#m._lua_gettop(this.#L);
+  }
+
+  /**
+   * Push registry reference `ref` (from wasmoon's `lua.ref(obj)`) as the
+   * full userdata wasmoon makes for a host object: the same `js_userdata`
+   * metatable, whose `__gc` drops the reference.
+   */
+  pushJsUserdata(ref: number): void {
+    this.#pushRefUserdata(ref, this.#s.jsUserdata);
+  }
+
+  /**
+   * Push registry reference `ref` of a JS function as a C closure over
+   * `trampoline`, its one upvalue a `js_function` userdata holding `ref`
+   * (wasmoon's layout; that metatable's `__gc` drops the reference).
+   */
+  pushJsClosure(ref: number, trampoline: number): void {
+    this.#pushRefUserdata(ref, this.#s.jsFunction);
+    this.#m._lua_pushcclosure(this.#L, trampoline, 1);
+  }
+
+  #pushRefUserdata(ref: number, metatableName: number): void {
+    const m = this.#m;
+    const L = this.#L;
+    const ud = m._lua_newuserdatauv(L, 4, 0);
+    m.HEAPU32[ud >> 2] = ref;
+    m._lua_getfield(L, LUA_REGISTRY, metatableName);
+    m._lua_setmetatable(L, -2);
+  }
+
+  /**
+   * Sets `__gc` of wasmoon's `js_userdata` and `js_function` metatables to
+   * C function `gc` (wasmoon's own look each name up through `ccall`).
+   */
+  replaceRefFinalizers(gc: number): void {
+    const m = this.#m;
+    const L = this.#L;
+    const gcName = this.#s.gcName ??= cString(m, "__gc");
+    for (const name of [this.#s.jsUserdata, this.#s.jsFunction]) {
+      m._lua_getfield(L, LUA_REGISTRY, name);
+      if (m._lua_type(L, -1) === 5 /* table */) {
+        m._lua_pushcclosure(L, gc, 0);
+        m._lua_setfield(L, -2, gcName);
+      }
+      m._lua_settop(L, -2);
+    }
+  }
+
+  /** The reference held by the userdata at stack index 1 (a `__gc` call's argument), or -1. */
+  firstUserdataRef(): number {
+    const m = this.#m;
+    const p = m._lua_touserdata(this.#L, 1);
+    return p === 0 ? -1 : m.HEAPU32[p >> 2];
+  }
+
+  /** The registry reference held by the upvalue userdata of the running C closure. */
+  upvalueRef(): number {
+    const m = this.#m;
+    return m.HEAPU32[m._lua_touserdata(this.#L, UPVALUE_1) >> 2];
+  }
+
+  /** The main state of this state's Lua universe (the `Global`'s address). */
+  mainThread(): number {
+    const m = this.#m;
+    m._lua_rawgeti(this.#L, LUA_REGISTRY, 1n); // LUA_RIDX_MAINTHREAD
+    const main = m._lua_tothread(this.#L, -1);
+    m._lua_settop(this.#L, -2);
+    return main;
+  }
+
+  /** `lua_error` with the string on top: unwinds into Lua, never returns. */
+  error(): number {
+    return this.#m._lua_error(this.#L);
+  }
 }
+
+/** LUA_REGISTRYINDEX (Lua 5.4: -LUAI_MAXSTACK - 1000). */
+const LUA_REGISTRY = -1001000;
+/** lua_upvalueindex(1). */
+const UPVALUE_1 = LUA_REGISTRY - 1;
