@@ -740,3 +740,39 @@ end)
     engine.close();
   }
 });
+
+Deno.test("the recent-table config cache: repeats hit, any difference (value, key, subtype, nesting) misses", async () => {
+  const { engine } = await load(`
+local function cfg(t) return kumo.make_egress_path(t) end
+kumo.on('t', function()
+  local out = {}
+  -- twice through the content cache, then from the recent copies
+  local a = cfg { connection_limit = 3, enable_tls = 'Disabled' }
+  for _ = 1, 3 do assert(rawequal(a, cfg { connection_limit = 3, enable_tls = 'Disabled' })) end
+  out[#out + 1] = tostring(rawequal(a, cfg { connection_limit = 4, enable_tls = 'Disabled' }))
+  out[#out + 1] = tostring(rawequal(a, cfg { connection_limit = 3 }))
+  out[#out + 1] = tostring(rawequal(a, cfg { connection_limit = 3, enable_tls = 'Disabled', idle_timeout = '5s' }))
+  out[#out + 1] = tostring(rawequal(a, cfg { connection_limit = 3.0, enable_tls = 'Disabled' }))
+  out[#out + 1] = cfg { connection_limit = 4, enable_tls = 'Disabled' }.connection_limit
+  -- a repeating table among many others still gets its own object back
+  for i = 1, 20 do cfg { connection_limit = i } end
+  out[#out + 1] = tostring(rawequal(a, cfg { connection_limit = 3, enable_tls = 'Disabled' }))
+  -- nested values never come from the recent copies
+  local s1 = kumo.make_egress_path { connection_limit = 2, smtp_auth_plain_password = { key_data = 'x' } }
+  local s2 = kumo.make_egress_path { connection_limit = 2, smtp_auth_plain_password = { key_data = 'y' } }
+  out[#out + 1] = tostring(rawequal(s1, s2))
+  -- an invalid table is refused every time, not remembered
+  out[#out + 1] = tostring(pcall(cfg, { connection_limit = 0 }))
+  out[#out + 1] = tostring(pcall(cfg, { connection_limit = 0 }))
+  return table.concat(out, ',')
+end)
+`);
+  try {
+    assert.equal(
+      await engine.callOrThrow("t", "", []),
+      "false,false,false,false,4,true,false,false,false",
+    );
+  } finally {
+    engine.close();
+  }
+});

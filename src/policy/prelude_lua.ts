@@ -503,19 +503,61 @@ local function cfg_key(v, depth)
   return nil
 end
 
+-- Cheaper still, for the common flat table (string keys, scalar values)
+-- that repeats: a copy of each of the last few such tables that hit the
+-- content cache, compared key by key (numbers of the same subtype: 1 and 1.0
+-- may parse differently); no string built.
+local mtype = math.type
+local RECENT = 8
+local function flat_copy(v)
+  local copy, n = {}, 0
+  for k, x in pairs(v) do
+    local tx = type(x)
+    if type(k) ~= 'string' or (tx ~= 'string' and tx ~= 'number' and tx ~= 'boolean') then
+      return nil
+    end
+    copy[k] = x
+    n = n + 1
+  end
+  return copy, n
+end
+local function flat_equal(params, copy, n)
+  local seen = 0
+  for k, x in pairs(params) do
+    local y = copy[k]
+    if y ~= x or (type(x) == 'number' and mtype(x) ~= mtype(y)) then return false end
+    seen = seen + 1
+  end
+  return seen == n
+end
+
 for _, name in ipairs(H.config_names) do
   local cache, size = {}, 0
+  local recent, next_slot = {}, 1 -- { copy, n, obj } of flat parameter tables
   local f
   install(name, function(params, ...)
+    local plain = select('#', ...) == 0 and type(params) == 'table' and getmetatable(params) == nil
+    if plain then
+      for i = 1, #recent do
+        local e = recent[i]
+        if flat_equal(params, e[1], e[2]) then return e[3] end
+      end
+    end
     f = f or H.config_functions[name]
-    local key = select('#', ...) == 0 and cfg_key(params, 0) or nil
-    if key ~= nil then
-      local hit = cache[key]
-      if hit ~= nil then return hit end
+    local key = plain and cfg_key(params, 0) or nil
+    local obj = key ~= nil and cache[key] or nil
+    if obj ~= nil then
+      -- Seen before: a table that repeats, worth a place among the recent.
+      local copy, n = flat_copy(params)
+      if copy ~= nil then
+        recent[next_slot] = { copy, n, obj }
+        next_slot = next_slot % RECENT + 1
+      end
+      return obj
     end
     local ok, v = pcall(f, params, ...)
     if not ok then rethrow(v, 2) end
-    local obj = wrap_cfg(v)
+    obj = wrap_cfg(v)
     if key ~= nil then
       if size >= 256 then cache, size = {}, 0 end
       cache[key] = obj
