@@ -21,6 +21,7 @@
  * @module
  */
 
+import { cancelDeadline, deadline } from "../../util/coarse_timer.ts";
 import { Message } from "../../message/message.ts";
 import type { EnvelopeAddress } from "../../message/envelope_address.ts";
 import type { ConnMeta } from "../../policy/conn_methods.ts";
@@ -94,18 +95,17 @@ interface PhaseState {
  */
 export function runDataPhase(input: DataPhaseInput): Promise<PhaseReply> {
   const state: PhaseState = { stage: "rx", abandoned: false, committed: false };
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<PhaseReply>((resolve) => {
-    timer = setTimeout(() => {
+  return new Promise<PhaseReply>((resolve, reject) => {
+    const limit = deadline(input.params.dataProcessingTimeout, () => {
       if (state.committed) return;
       state.abandoned = true;
       resolve({
         code: 451,
         text: `4.4.5 data_processing_timeout exceeded (${state.stage})`,
       });
-    }, input.params.dataProcessingTimeout);
+    });
+    process(input, state).then(resolve, reject).finally(() => cancelDeadline(limit));
   });
-  return Promise.race([process(input, state), timeout]).finally(() => clearTimeout(timer));
 }
 
 const abandonedReply = (stage: Stage): PhaseReply => ({

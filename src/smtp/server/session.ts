@@ -18,6 +18,7 @@
  * @module
  */
 
+import { cancelDeadline, type Deadline, deadline } from "../../util/coarse_timer.ts";
 import { isIP } from "node:net";
 import type net from "node:net";
 import type tls from "node:tls";
@@ -132,8 +133,8 @@ export class SmtpSession {
   #paused = false;
   #closeAfterFlush = false;
   #lastRead = Date.now();
-  #idleTimer: ReturnType<typeof setTimeout> | undefined;
-  #lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  #idleTimer: Deadline | undefined;
+  #linger: Deadline | undefined;
   #closedResolve!: () => void;
   /** Resolves once the socket is closed. */
   readonly closed: Promise<void>;
@@ -489,14 +490,13 @@ export class SmtpSession {
     // gone, instead of costing us an ECONNRESET error object per session.
     this.#socket.end(() => this.#socket.destroy());
     // end() waits for the peer on half-open sockets; do not linger.
-    this.#lingerTimer = setTimeout(() => this.#socket.destroy(), 2000);
-    Deno.unrefTimer(this.#lingerTimer);
+    this.#linger = deadline(2000, () => this.#socket.destroy());
   }
 
   #onClose(): void {
     this.state = "closed";
-    clearTimeout(this.#idleTimer);
-    clearTimeout(this.#lingerTimer);
+    cancelDeadline(this.#idleTimer);
+    cancelDeadline(this.#linger);
     this.#closedResolve();
   }
 
@@ -538,13 +538,13 @@ export class SmtpSession {
       if (this.state === "closed") return;
       const idle = Date.now() - this.#lastRead;
       if (this.#running || idle < timeout) {
-        this.#idleTimer = setTimeout(check, this.#running ? timeout : timeout - idle);
+        this.#idleTimer = deadline(this.#running ? timeout : timeout - idle, check);
         return;
       }
       this.#command = null;
       void this.#reply(421, `4.3.2 ${this.hostname} idle too long`).then(() => this.#flush());
     };
-    this.#idleTimer = setTimeout(check, timeout);
+    this.#idleTimer = deadline(timeout, check);
   }
 
   #resetTransaction(): void {
