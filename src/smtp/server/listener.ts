@@ -56,6 +56,12 @@ export class EsmtpListener {
   readonly #services: ReceptionServices;
   readonly #sessions = new Set<SmtpSession>();
   #address = "";
+  #metrics?: {
+    total: { inc(): void };
+    totalHere: { inc(): void };
+    open: { inc(): void; dec(): void };
+    openHere: { inc(): void; dec(): void };
+  };
 
   private constructor(config: EsmtpListenerConfig, services: ReceptionServices) {
     this.config = config;
@@ -123,15 +129,19 @@ export class EsmtpListener {
     }
     const session = new SmtpSession(sock, this.config, this.#services, ends);
     this.#sessions.add(session);
-    kumoMetrics.totalConnectionCount.labels("esmtp_listener").inc();
-    kumoMetrics.totalConnectionCount.labels(service).inc();
-    const open = kumoMetrics.connectionCount.labels("esmtp_listener");
-    const openHere = kumoMetrics.connectionCount.labels(service);
-    open.inc();
-    openHere.inc();
+    const m = this.#metrics ??= { // [metrics] children looked up once per listener
+      total: kumoMetrics.totalConnectionCount.labels("esmtp_listener"),
+      totalHere: kumoMetrics.totalConnectionCount.labels(service),
+      open: kumoMetrics.connectionCount.labels("esmtp_listener"),
+      openHere: kumoMetrics.connectionCount.labels(service),
+    };
+    m.total.inc();
+    m.totalHere.inc();
+    m.open.inc();
+    m.openHere.inc();
     void session.closed.then(() => {
-      open.dec();
-      openHere.dec();
+      m.open.dec();
+      m.openHere.dec();
       this.#sessions.delete(session);
     });
     session.start().catch((e) => {
