@@ -1,7 +1,8 @@
 /**
  * `msg:set_scheduling` through the real program: a message with a
  * `first_attempt` in the future sits in its scheduled queue (no attempt, no
- * record) and is delivered to the sink once that time has come; a bad
+ * record; its data released from memory meanwhile, by the default
+ * shrink_policy) and is delivered whole to the sink once that time has come; a bad
  * schedule is refused by the handler with the key named.
  *
  * Loopback only: smtplib → kumo → loopback DNS → sink on 127.0.0.2.
@@ -53,10 +54,18 @@ end)
     held.receivedAt >= Date.parse(firstAttempt),
     `delivered at ${new Date(held.receivedAt).toISOString()}, before first_attempt ${firstAttempt}`,
   );
+  // While it waited, the default shrink_policy released its data; the
+  // promotion loaded it back from the data spool, whole.
+  const text = new TextDecoder().decode(held.data);
+  assert.match(text, /\r\nReceived: from client\.test /);
+  assert.ok(text.endsWith("\r\nSubject: held\r\n\r\n.leading dot\r\nbody\r\n"), text);
   // Held means held: no TransientFailure while it waited.
   await kumo.stop();
   const recs = readLogsNow(`${dir}/logs`);
   assert.equal(recs.filter((r) => r.type === "TransientFailure").length, 0);
   assert.equal(recs.filter((r) => r.type === "Delivery").length, 2);
+  const size = (type: string) =>
+    recs.find((r) => r.type === type && r.recipient === "b@dest.test")?.size;
+  assert.equal(size("Delivery"), size("Reception"), "size logged as received");
   await Deno.remove(dir, { recursive: true });
 });

@@ -344,8 +344,16 @@ export class Message {
    * sure they are in the data spool. Later reads need them loaded again.
    */
   dropData(): void {
+    if (this.data !== null) this.#droppedSize = this.data.length;
     this.data = null;
   }
+
+  /** Size of the data in bytes, also while it is dropped (0 when never loaded: spooled in at start). */
+  get size(): number {
+    return this.data?.length ?? this.#droppedSize;
+  }
+
+  #droppedSize = 0;
 
   // ---- spool records ----
 

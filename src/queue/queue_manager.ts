@@ -648,7 +648,7 @@ export class QueueManager implements QueueHandoff {
     rec.recipient = recipients.length === 1 ? recipients[0] : recipients;
     rec.queue = msg.queueName();
     rec.site = x.site ?? "";
-    rec.size = msg.data?.length ?? 0;
+    rec.size = msg.size;
     rec.peer_address = x.peer ?? null;
     rec.num_attempts = msg.numAttempts;
     rec.egress_pool = x.pool ?? null;

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { shrinkForDelay } from "./shrink_policy.ts";
 import type { Message } from "../message/message.ts";
 import type { QueueConfig } from "../policy/config/queue_config.ts";
 import type { QueueNameComponents } from "../message/queue_name.ts";
@@ -66,12 +67,16 @@ export class ScheduledQueue {
   /**
    * Add a message; it fires at `msg.due`, moved forward to what its own
    * schedule (`msg:set_scheduling`: first_attempt, weekly window) allows.
+   * A message due in the future releases its data as the queue's
+   * `shrink_policy` says (shrink_policy.ts); promotion loads it back.
    */
   schedule(msg: Message): void {
     if (this.#stopped) return;
     if (msg.scheduling !== undefined) msg.due = scheduledDue(msg.due, msg.scheduling);
     const h = this.#heap;
-    this.lastChanged = Date.now();
+    const now = this.lastChanged = Date.now();
+    // shrink_policy: a message that waits lets go of its (spooled) data.
+    if (msg.due > now) shrinkForDelay(msg, this.config.shrinkPolicy, msg.due - now);
     h.push(msg);
     let i = h.length - 1;
     while (i > 0) {
