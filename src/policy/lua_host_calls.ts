@@ -140,19 +140,15 @@ function push(m: RawModule, L: number, v: unknown): void {
       return raw.pushNil();
     default: {
       if (v === null) return raw.pushNil();
+      const u = universeOf(m, L);
+      const thread = u.global.stateToThread(L);
       // A host object (toLua's decorateUserdata), by reference.
       if (v instanceof Decoration && typeof v.target === "object" && v.target !== null) {
         const o = v.options as Record<string, unknown>;
         let only = o.reference === true;
         for (const k in o) if (k !== "reference") only = false;
-        if (only) {
-          return raw.pushJsUserdata(
-            (universeOf(m, L).global.lua as unknown as RefTable).ref(v.target),
-          );
-        }
+        if (only) return pushHostObject(thread, v.target);
       }
-      const u = universeOf(m, L);
-      const thread = u.global.stateToThread(L);
       if (!(v instanceof Decoration) && u.tables.pushValue(thread, new Decoration(v, {}))) return;
       thread.pushValue(v);
     }
