@@ -28,7 +28,7 @@ import {
 } from "wasmoon";
 import { PRELUDE_LUA } from "./prelude_lua.ts";
 import { FastTableExtension } from "./lua_tables.ts";
-import { loadChunk, type RawLua, rawLua } from "./lua_raw.ts";
+import { captureWasmInstances, loadChunk, type RawLua, rawLua } from "./lua_raw.ts";
 import { FastFunctionExtension, pushHostObject } from "./lua_host_calls.ts";
 
 /** What a dispatch produced. */
@@ -40,7 +40,12 @@ export type DispatchResult =
 
 let sharedFactory: LuaFactory | undefined;
 function factory(): LuaFactory {
-  return sharedFactory ??= new LuaFactory();
+  if (sharedFactory === undefined) {
+    const done = captureWasmInstances();
+    sharedFactory = new LuaFactory();
+    sharedFactory.getLuaModule().finally(done);
+  }
+  return sharedFactory;
 }
 
 /** Marks a JS object to be passed to Lua by reference (as a userdata). */

@@ -1,10 +1,16 @@
 /**
  * The Lua C API calls that policy dispatch and table conversion make most,
- * called straight on the WASM module's exports (`module._lua_*`) instead of
- * through wasmoon's `cwrap`/`ccall` wrappers, which convert every argument
- * and save/restore the C stack on each call — about a microsecond each, and
- * a dispatch or a table conversion makes dozens. Strings go through one
+ * called straight on the WASM instance's exports instead of through
+ * wasmoon's `cwrap`/`ccall` wrappers, which convert every argument and
+ * save/restore the C stack on each call — about a microsecond each, and a
+ * dispatch or a table conversion makes dozens. Strings go through one
  * scratch buffer per WASM module.
+ *
+ * wasmoon's build has emscripten's assertions on: even `module._lua_*` is a
+ * wrapper that builds an error message string and checks two assertions
+ * before it `apply`s the export. {@linkcode captureWasmInstances} sees the
+ * instance being created, and {@linkcode rawModule} then calls its exports
+ * directly (falling back to `module._lua_*` when it did not see it).
  *
  * Place on the path: policy engine internals (lua_context.ts, lua_tables.ts).
  * Hot path: no allocation beyond the JS values read back.
@@ -71,6 +77,100 @@ interface Scratch {
   threads: Map<number, RawLua>;
 }
 
+/** The `_lua_*` names above whose raw export replaces the module's wrapper. */
+const RAW_EXPORTS = [
+  "lua_settop",
+  "lua_absindex",
+  "lua_rawgeti",
+  "lua_rawseti",
+  "lua_rawset",
+  "lua_createtable",
+  "lua_next",
+  "lua_topointer",
+  "lua_pushlstring",
+  "lua_pushnil",
+  "lua_pushboolean",
+  "lua_pushinteger",
+  "lua_pushnumber",
+  "lua_resume",
+  "lua_type",
+  "lua_tonumberx",
+  "lua_tolstring",
+  "lua_toboolean",
+  "luaL_testudata",
+  "luaL_loadbufferx",
+  "lua_getglobal",
+  "lua_getfield",
+  "lua_pushvalue",
+  "lua_callk",
+  "lua_gettop",
+  "lua_touserdata",
+  "lua_newuserdatauv",
+  "lua_setmetatable",
+  "lua_pushcclosure",
+  "lua_error",
+  "lua_tothread",
+  "lua_setfield",
+] as const;
+
+/** Lua WASM instances seen being created (see captureWasmInstances). */
+const instances: WebAssembly.Instance[] = [];
+/** emscripten module → the object whose `_lua_*` are the raw exports. */
+const fastModules = new WeakMap<object, RawModule>();
+
+/**
+ * Note every WebAssembly instance with Lua's exports created from now until
+ * the returned function is called (wrap the creation of a wasmoon
+ * `LuaFactory` in it: its module is instantiated asynchronously).
+ *
+ * @example
+ * ```ts
+ * const done = captureWasmInstances();
+ * const factory = new LuaFactory();
+ * factory.getLuaModule().finally(done);
+ * ```
+ */
+export function captureWasmInstances(): () => void {
+  const original = WebAssembly.instantiate;
+  const note = (r: unknown) => {
+    const inst = r instanceof WebAssembly.Instance ? r : (r as { instance?: unknown }).instance;
+    if (inst instanceof WebAssembly.Instance && typeof inst.exports.lua_resume === "function") {
+      instances.push(inst);
+    }
+    return r;
+  };
+  WebAssembly.instantiate = function (this: unknown, ...args: unknown[]) {
+    return (original as (...a: unknown[]) => Promise<unknown>).apply(this, args).then(note);
+  } as typeof WebAssembly.instantiate;
+  return () => {
+    WebAssembly.instantiate = original;
+  };
+}
+
+/** The module with its `_lua_*` replaced by the raw exports, when its instance was seen. */
+function fastModule(m: RawModule): RawModule {
+  let f = fastModules.get(m);
+  if (f !== undefined) return f;
+  f = m;
+  const inst = instances.find((i) =>
+    (i.exports.memory as WebAssembly.Memory | undefined)?.buffer === m.HEAPU8.buffer
+  );
+  if (inst !== undefined) {
+    const own: Record<string, unknown> = {};
+    let complete = true;
+    for (const name of RAW_EXPORTS) {
+      const fn = inst.exports[name];
+      if (typeof fn !== "function") complete = false;
+      own["_" + name] = fn;
+    }
+    // Everything else (HEAPU8 after a memory growth, _malloc, addFunction)
+    // is still read from the emscripten module, through the prototype.
+    if (complete) f = Object.assign(Object.create(m), own) as RawModule;
+  }
+  fastModules.set(m, f);
+  return f;
+}
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const scratches = new WeakMap<object, Scratch>();
@@ -102,7 +202,7 @@ function cString(m: RawModule, text: string): number {
  * ```
  */
 export function loadChunk(thread: LuaThread, source: string, chunkname: string): void {
-  const m = thread.lua.module as unknown as RawModule;
+  const m = rawModule(thread);
   const L = thread.address;
   const key = chunkname + "\0" + source;
   const code = bytecode.get(key);
@@ -169,7 +269,7 @@ function scratchOf(m: RawModule): Scratch {
  * ```
  */
 export function rawLua(thread: LuaThread): RawLua {
-  return rawAt(thread.lua.module as unknown as RawModule, thread.address);
+  return rawAt(rawModule(thread), thread.address);
 }
 
 /** The {@link RawLua} of Lua state (or coroutine) `L` of module `m`. */
@@ -186,7 +286,7 @@ export function rawAt(m: RawModule, L: number): RawLua {
 
 /** The raw exports behind a wasmoon thread. */
 export function rawModule(thread: LuaThread): RawModule {
-  return thread.lua.module as unknown as RawModule;
+  return fastModule(thread.lua.module as unknown as RawModule);
 }
 
 export type { RawModule };
