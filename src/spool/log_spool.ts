@@ -106,28 +106,46 @@ interface Op {
   id: string;
   /** null for a remove. */
   entry: Entry | null;
-  record: Uint8Array;
+  /** The record's data (null for a remove); encoded only at commit time. */
+  data: Uint8Array | null;
   sync: boolean;
+}
+
+/** Length of the encoded record of `op`. */
+function recordLength(op: Op): number {
+  return HEADER + op.id.length + (op.data === null ? 0 : op.data.byteLength);
 }
 
 function segName(seq: number): string {
   return `${String(seq).padStart(16, "0")}.seg`;
 }
 
-/** Encode one record (header + id + data). Hot path: one allocation. */
-function encodeRecord(op: number, id: string, data: Uint8Array | null): Uint8Array {
+/**
+ * Encode one record (header + id + data) into `buf` at `at`; returns the
+ * offset after it. Hot path: no allocation.
+ */
+function encodeRecordInto(buf: Uint8Array, dv: DataView, at: number, op: Op): number {
+  const { id, data } = op;
   const dlen = data === null ? 0 : data.byteLength;
-  const rec = new Uint8Array(HEADER + id.length + dlen);
-  for (let i = 0; i < id.length; i++) rec[HEADER + i] = id.charCodeAt(i);
-  if (data !== null) rec.set(data, HEADER + id.length);
-  const dv = new DataView(rec.buffer);
-  dv.setUint32(0, MAGIC);
-  dv.setUint8(4, op);
-  dv.setUint8(5, id.length);
-  dv.setUint32(8, dlen);
-  dv.setUint32(12, crc32(rec.subarray(HEADER)));
-  return rec;
+  const body = at + HEADER;
+  for (let i = 0; i < id.length; i++) buf[body + i] = id.charCodeAt(i);
+  if (data !== null) buf.set(data, body + id.length);
+  const end = body + id.length + dlen;
+  dv.setUint32(at, MAGIC);
+  dv.setUint8(at + 4, data === null ? OP_DEL : OP_PUT);
+  dv.setUint8(at + 5, id.length);
+  dv.setUint16(at + 6, 0);
+  dv.setUint32(at + 8, dlen);
+  dv.setUint32(at + 12, crc32(buf.subarray(body, end)));
+  return end;
 }
+
+/**
+ * Commit batches are encoded into one reused buffer up to this size (the
+ * write is synchronous, so the next commit may reuse it); a larger batch
+ * gets a buffer of its own.
+ */
+const ARENA_MAX = 4 * 1024 * 1024;
 
 async function fsyncDir(dir: string): Promise<void> {
   const fh = await fsp.open(dir, "r");
@@ -159,6 +177,9 @@ export class LogSpool implements Spool {
   /** Oldest first; the last one is written to. */
   #segments: Segment[] = [];
   #gc: GroupCommit<Op>;
+  /** The reused encoding buffer of commits (see ARENA_MAX). */
+  #arena: Uint8Array | null = null;
+  #arenaView: DataView | null = null;
   #closed = false;
   #compacting = false;
 
@@ -320,6 +341,18 @@ export class LogSpool implements Spool {
     }
   }
 
+  /** A buffer of at least `n` bytes to encode a batch into. */
+  #arenaFor(n: number): Uint8Array {
+    if (n > ARENA_MAX) return new Uint8Array(n);
+    if (this.#arena === null || this.#arena.byteLength < n) {
+      let size = 64 * 1024;
+      while (size < n) size *= 2;
+      this.#arena = new Uint8Array(size);
+      this.#arenaView = new DataView(this.#arena.buffer);
+    }
+    return this.#arena;
+  }
+
   /** One group commit: append every record with one write, fdatasync if asked. */
   async #commit(batch: Op[]): Promise<void> {
     let seg = this.#segments[this.#segments.length - 1];
@@ -331,19 +364,13 @@ export class LogSpool implements Spool {
     let total = 0;
     let sync = this.flush;
     for (const op of batch) {
-      total += op.record.byteLength;
+      total += recordLength(op);
       if (op.sync) sync = true;
     }
-    let buf: Uint8Array;
-    if (batch.length === 1) buf = batch[0].record;
-    else {
-      buf = new Uint8Array(total);
-      let o = 0;
-      for (const op of batch) {
-        buf.set(op.record, o);
-        o += op.record.byteLength;
-      }
-    }
+    const buf = this.#arenaFor(total);
+    const dv = buf === this.#arena ? this.#arenaView! : new DataView(buf.buffer);
+    let o = 0;
+    for (const op of batch) o = encodeRecordInto(buf, dv, o, op);
     const base = seg.size;
     try {
       if (base + total > seg.allocated) await this.#extend(seg, base + total);
@@ -376,7 +403,7 @@ export class LogSpool implements Spool {
         seg.live++;
         seg.liveBytes += e.len;
       }
-      off += op.record.byteLength;
+      off += recordLength(op);
     }
     if (this.#segments[0].live === 0 && this.#segments.length > 1) await this.#retire();
   }
@@ -427,7 +454,7 @@ export class LogSpool implements Spool {
     const entry: Entry = { bytes, seg: null, offset: 0, len: bytes.byteLength };
     this.#drop(id);
     this.#index.set(id, entry);
-    const op = { id, entry, record: encodeRecord(OP_PUT, id, bytes), sync: options.sync };
+    const op = { id, entry, data: bytes, sync: options.sync };
     return this.#gc.submit(op).catch((e) => {
       if (this.#index.get(id) === entry) this.#index.delete(id);
       throw e;
@@ -444,7 +471,7 @@ export class LogSpool implements Spool {
     return this.#gc.submit({
       id,
       entry: null,
-      record: encodeRecord(OP_DEL, id, null),
+      data: null,
       sync: false,
     });
   }
