@@ -27,7 +27,7 @@
  * smtpd/cleanup processes. The measured rounds are then steady state.
  *
  * Each target is then measured BENCH_ROUNDS times (default 3) on the same
- * instance; the line shows the median round and the range. The machine's
+ * instance; the line shows the median round and every round. The machine's
  * CPU steal during each round is printed beside it (from /proc/stat; 100% =
  * one whole CPU taken by the hypervisor): on a shared VM, steal goes with
  * inflated CPU per message (measured here: rounds with 30–50% steal cost
@@ -120,9 +120,8 @@ async function rounds(port: number, cpu: () => number): Promise<Round[]> {
 }
 
 /** The round of median CPU. */
-function median(rs: Round[]): { mid: Round } {
-  const sorted = [...rs].sort((a, b) => a.cpu - b.cpu);
-  return { mid: sorted[(sorted.length - 1) >> 1] };
+function median(rs: Round[]): Round {
+  return [...rs].sort((a, b) => a.cpu - b.cpu)[(rs.length - 1) >> 1];
 }
 
 /**
@@ -330,7 +329,7 @@ console.log(
 );
 const fmt = (rate: number) => `${rate.toFixed(0).padStart(7)} msgs/s`;
 const cpuText = (rs: Round[]) => {
-  const { mid } = median(rs);
+  const mid = median(rs);
   const each = rs.map((r) => `${(r.cpu / MSGS).toFixed(3)}@${r.steal.toFixed(0)}%`).join(" ");
   return `${(mid.cpu / MSGS).toFixed(3)} CPU ms/msg (rounds ${each} steal)`;
 };
@@ -341,14 +340,14 @@ let pfRate = NaN;
 let pfCpu = NaN;
 if (typeof pf === "string") console.log(`  postfix smtpd (hold)  : skipped (${pf})`);
 else {
-  const { mid } = median(pf);
+  const mid = median(pf);
   pfRate = MSGS / mid.secs;
   pfCpu = mid.cpu / MSGS;
   console.log(`  postfix smtpd (hold)  : ${fmt(pfRate)}, ${cpuText(pf)}`);
 }
 for (const kind of KINDS) {
   const rs = await benchKumo(kind);
-  const { mid } = median(rs);
+  const mid = median(rs);
   const rate = MSGS / mid.secs;
   const cpu = mid.cpu / MSGS;
   const vs = Number.isNaN(pfRate)

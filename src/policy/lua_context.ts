@@ -43,7 +43,8 @@ function factory(): LuaFactory {
   if (sharedFactory === undefined) {
     const done = captureWasmInstances();
     sharedFactory = new LuaFactory();
-    sharedFactory.getLuaModule().finally(done);
+    // Restore on failure too; the failure itself surfaces at createEngine.
+    sharedFactory.getLuaModule().then(done, done);
   }
   return sharedFactory;
 }

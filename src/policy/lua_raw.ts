@@ -77,42 +77,6 @@ interface Scratch {
   threads: Map<number, RawLua>;
 }
 
-/** The `_lua_*` names above whose raw export replaces the module's wrapper. */
-const RAW_EXPORTS = [
-  "lua_settop",
-  "lua_absindex",
-  "lua_rawgeti",
-  "lua_rawseti",
-  "lua_rawset",
-  "lua_createtable",
-  "lua_next",
-  "lua_topointer",
-  "lua_pushlstring",
-  "lua_pushnil",
-  "lua_pushboolean",
-  "lua_pushinteger",
-  "lua_pushnumber",
-  "lua_resume",
-  "lua_type",
-  "lua_tonumberx",
-  "lua_tolstring",
-  "lua_toboolean",
-  "luaL_testudata",
-  "luaL_loadbufferx",
-  "lua_getglobal",
-  "lua_getfield",
-  "lua_pushvalue",
-  "lua_callk",
-  "lua_gettop",
-  "lua_touserdata",
-  "lua_newuserdatauv",
-  "lua_setmetatable",
-  "lua_pushcclosure",
-  "lua_error",
-  "lua_tothread",
-  "lua_setfield",
-] as const;
-
 /** Lua WASM instances seen being created (see captureWasmInstances). */
 const instances: WebAssembly.Instance[] = [];
 /** emscripten module → the object whose `_lua_*` are the raw exports. */
@@ -147,25 +111,29 @@ export function captureWasmInstances(): () => void {
   };
 }
 
-/** The module with its `_lua_*` replaced by the raw exports, when its instance was seen. */
+/** The module with its `_lua*` replaced by the raw exports, when its instance was seen. */
 function fastModule(m: RawModule): RawModule {
   let f = fastModules.get(m);
   if (f !== undefined) return f;
   f = m;
-  const inst = instances.find((i) =>
-    (i.exports.memory as WebAssembly.Memory | undefined)?.buffer === m.HEAPU8.buffer
+  const i = instances.findIndex((inst) =>
+    (inst.exports.memory as WebAssembly.Memory | undefined)?.buffer === m.HEAPU8.buffer
   );
-  if (inst !== undefined) {
+  if (i >= 0) {
+    const [inst] = instances.splice(i, 1);
     const own: Record<string, unknown> = {};
-    let complete = true;
-    for (const name of RAW_EXPORTS) {
-      const fn = inst.exports[name];
-      if (typeof fn !== "function") complete = false;
-      own["_" + name] = fn;
+    const wrappers = m as unknown as Record<string, unknown>;
+    for (const [name, fn] of Object.entries(inst.exports)) {
+      if (
+        /^luaL?_/.test(name) && typeof fn === "function" &&
+        typeof wrappers["_" + name] === "function"
+      ) {
+        own["_" + name] = fn;
+      }
     }
     // Everything else (HEAPU8 after a memory growth, _malloc, addFunction)
     // is still read from the emscripten module, through the prototype.
-    if (complete) f = Object.assign(Object.create(m), own) as RawModule;
+    f = Object.assign(Object.create(m), own) as RawModule;
   }
   fastModules.set(m, f);
   return f;

@@ -15,6 +15,7 @@
  */
 
 import net from "node:net";
+import ipaddr from "ipaddr.js";
 import type { EsmtpListenerConfig } from "../../policy/config/esmtp_listener.ts";
 import { diag } from "../../log/diag.ts";
 import type { ReceptionServices } from "./reception_services.ts";
@@ -33,11 +34,6 @@ export function parseListenAddress(listen: string): { host: string; port: number
     throw new TypeError(`Cannot parse listen address "${listen}": bad port`);
   }
   return { host, port };
-}
-
-/** `0.0.0.0`, `::` (and its spellings): the listener accepts on every local address. */
-function isWildcard(ip: string): boolean {
-  return ip === "0.0.0.0" || /^[0:]+$/.test(ip) || ip === "::ffff:0.0.0.0";
 }
 
 function unmap(ip: string | undefined): string {
@@ -101,8 +97,10 @@ export class EsmtpListener {
     l.#address = a.family === "IPv6" || a.address.includes(":")
       ? `[${a.address}]:${a.port}`
       : `${a.address}:${a.port}`;
-    if (!net.isIP(a.address) || isWildcard(a.address)) l.#local = null;
-    else l.#local = { ip: unmap(a.address), port: a.port };
+    // A wildcard bind (`0.0.0.0`, `::`) accepts on every local address.
+    l.#local = net.isIP(a.address) && ipaddr.process(a.address).range() !== "unspecified"
+      ? { ip: unmap(a.address), port: a.port }
+      : null;
     // Warm the STARTTLS identity (self-signed generation takes a moment).
     serverTls(config).catch((e) =>
       diag.error("kumod::smtp_server", `Cannot prepare TLS identity: ${(e as Error).message}`)
