@@ -106,6 +106,8 @@ export interface RelayVerdict {
 
 /**
  * Decide whether `peerIp` may relay mail from `senderDomain` to `rcptDomain`.
+ * Synchronous unless the policy has a `get_listener_domain` handler (the
+ * SMTP session's per-command fast path relies on that).
  *
  * @example
  * ```ts
@@ -113,15 +115,25 @@ export interface RelayVerdict {
  * if (!v.relay && !v.reportDomain) reply(550, "5.7.1 relaying not permitted for 10.0.0.7:4000");
  * ```
  */
-export async function decideRelay(
+export function decideRelay(
   relayHosts: CidrSet,
   peerIp: string,
   senderDomain: string,
   rcptDomain: string,
   cache: ListenerDomainCache,
-): Promise<RelayVerdict> {
-  let relay = relayHosts.contains(peerIp);
+): RelayVerdict | Promise<RelayVerdict> {
+  const relay = relayHosts.contains(peerIp);
   if (!cache.active) return { relay, reportDomain: false };
+  return byListenerDomains(relay, peerIp, senderDomain, rcptDomain, cache);
+}
+
+async function byListenerDomains(
+  relay: boolean,
+  peerIp: string,
+  senderDomain: string,
+  rcptDomain: string,
+  cache: ListenerDomainCache,
+): Promise<RelayVerdict> {
   // Both domains, sender first, whatever relay_hosts said (lua-api.md §4.2).
   const sender = await cache.get(senderDomain);
   const rcpt = await cache.get(rcptDomain);

@@ -36,7 +36,7 @@ import {
 import { PolicyError, PolicyReject } from "../../policy/policy_error.ts";
 import { diag } from "../../log/diag.ts";
 import type { ReceptionServices } from "./reception_services.ts";
-import { decideRelay, ListenerDomainCache } from "./relay.ts";
+import { decideRelay, ListenerDomainCache, type RelayVerdict } from "./relay.ts";
 import { isLoggedRejection, rejectionRecord, type SessionLogInfo } from "./reception_log.ts";
 import { runDataPhase } from "./data_phase.ts";
 import { observeSmtpsrv } from "../../metrics/kumo_metrics.ts"; // [metrics]
@@ -82,7 +82,14 @@ const PAUSE_BYTES = 1 << 20;
  */
 export const MAX_PROTOCOL_ERRORS = 20;
 
-type Handler = (s: SmtpSession, cmd: Command, line: string) => Promise<void> | void;
+/**
+ * What a command step returns: nothing when it finished synchronously (no
+ * policy event to wait for: the common case, no promise allocated), or the
+ * promise of its end. Callers await only a promise.
+ */
+type Step = void | Promise<void>;
+
+type Handler = (s: SmtpSession, cmd: Command, line: string) => Step;
 
 function hostPort(ip: string, port: number): string {
   return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
@@ -358,12 +365,21 @@ export class SmtpSession {
     this.#lastRead = Date.now();
     this.#reader.push(chunk);
     if (!this.#running) {
-      void this.#pump();
+      this.#running = true;
+      queueMicrotask(this.#pumpLater);
     } else if (!this.#paused && this.#reader.bufferedLength > PAUSE_BYTES) {
       this.#paused = true;
       this.#socket.pause();
     }
   };
+
+  /**
+   * The pump runs in a microtask, after the socket's read callback has
+   * returned: with command handling now synchronous, replies written from
+   * inside the read callback cost ~5% more CPU per message (inbound bench,
+   * alternating runs), the same as before once deferred.
+   */
+  #pumpLater = () => void this.#pump();
 
   async #pump(): Promise<void> {
     this.#running = true;
@@ -371,7 +387,8 @@ export class SmtpSession {
       while (this.state !== "closed") {
         const ev = this.#reader.next();
         if (ev === null) break;
-        await this.#handle(ev);
+        const step = this.#handle(ev);
+        if (step !== undefined) await step;
         if (this.#services.shuttingDown && (this.state as SessionState) !== "closed") {
           await this.#shutdownReply();
           break;
@@ -389,66 +406,85 @@ export class SmtpSession {
     }
   }
 
-  async #handle(ev: ReaderEvent): Promise<void> {
+  #handle(ev: ReaderEvent): Step {
     switch (ev.kind) {
       case "line":
         if (this.state === "auth") {
           this.#command = "AUTH"; // never log credentials
-          return await this.#authResponse(ev.line);
+          return this.#authResponse(ev.line);
         }
         this.#command = redactAuth(ev.line);
-        return await this.#dispatch(parseCommand(ev.line), ev.line);
+        return this.#dispatch(parseCommand(ev.line), ev.line);
       case "too_long":
         this.#command = null;
         if (this.state === "auth") this.state = "ready";
-        return await this.#reply(500, "5.2.3 line too long");
+        return this.#reply(500, "5.2.3 line too long");
       case "invalid_utf8":
         this.#command = null;
         if (this.state === "auth") this.state = "ready";
-        return await this.#reply(501, "5.5.2 Invalid UTF-8 in command");
+        return this.#reply(501, "5.5.2 Invalid UTF-8 in command");
       case "data":
         this.#command = "DATA";
-        return await this.#endOfData(ev);
+        return this.#endOfData(ev);
     }
   }
 
-  async #dispatch(cmd: Command, line: string): Promise<void> {
-    if (cmd.verb === "Invalid") return await this.#reply(cmd.reply.code, replyText(cmd.reply));
+  #dispatch(cmd: Command, line: string): Step {
+    if (cmd.verb === "Invalid") return this.#reply(cmd.reply.code, replyText(cmd.reply));
     const handler = HANDLERS[cmd.verb] ?? notImplemented;
+    let step: Step;
     try {
-      await handler(this, cmd, line);
+      step = handler(this, cmd, line);
     } catch (e) {
-      if (e instanceof PolicyReject) return await this.#policyReject(e);
-      throw e;
+      return this.#handlerFailed(e);
     }
+    if (step !== undefined) return step.catch((e) => this.#handlerFailed(e));
+  }
+
+  /** A command handler threw: a `kumo.reject` is answered, anything else ends the session. */
+  #handlerFailed(e: unknown): Step {
+    if (e instanceof PolicyReject) return this.#policyReject(e);
+    throw e;
   }
 
   // ---- the one writer ------------------------------------------------------------
 
   /**
    * Queue one reply. Every reply goes through here: the rewrite hook (only
-   * when defined), the Rejection log, the 421 close.
+   * when defined; only then is the step asynchronous), the Rejection log,
+   * the 421 close.
    */
-  async #reply(code: number, text: string): Promise<void> {
+  #reply(code: number, text: string): Step {
     if (this.state === "closed") return;
-    const engine = this.#services.engine;
-    if (engine.hasHandler("smtp_server_rewrite_response")) {
-      const r = await engine.call("smtp_server_rewrite_response", "nssc", [
-        code,
-        text,
-        this.#command === null ? null : this.#command.split(" ")[0].toUpperCase(),
-        this.#conn,
-      ]);
-      if (r.kind === "ok") {
-        if (typeof r.values[0] === "number") code = r.values[0];
-        if (typeof r.values[1] === "string") text = r.values[1];
-      } else if (r.kind === "error" || r.kind === "reject") {
-        diag.error(
-          "kumod::smtp_server",
-          `smtp_server_rewrite_response failed: ${r.kind === "error" ? r.message : r.message}`,
-        );
-      }
+    if (this.#services.engine.hasHandler("smtp_server_rewrite_response")) {
+      return this.#rewriteThenQueue(code, text);
     }
+    return this.#queueReply(code, text);
+  }
+
+  /** `smtp_server_rewrite_response` may change the reply before it is queued. */
+  async #rewriteThenQueue(code: number, text: string): Promise<void> {
+    const engine = this.#services.engine;
+    const r = await engine.call("smtp_server_rewrite_response", "nssc", [
+      code,
+      text,
+      this.#command === null ? null : this.#command.split(" ")[0].toUpperCase(),
+      this.#conn,
+    ]);
+    if (r.kind === "ok") {
+      if (typeof r.values[0] === "number") code = r.values[0];
+      if (typeof r.values[1] === "string") text = r.values[1];
+    } else if (r.kind === "error" || r.kind === "reject") {
+      diag.error(
+        "kumod::smtp_server",
+        `smtp_server_rewrite_response failed: ${r.message}`,
+      );
+    }
+    await this.#queueReply(code, text);
+  }
+
+  /** The Rejection log, the text queued for the next flush, the 421 close. */
+  #queueReply(code: number, text: string): Step {
     if (isLoggedRejection(code, text)) {
       this.#log.ehlo = this.#ehlo;
       this.#services.logs.submit(
@@ -467,30 +503,35 @@ export class SmtpSession {
     if (code === 421) this.#close();
     else if (code >= 500 && code <= 504 && ++this.#protocolErrors >= MAX_PROTOCOL_ERRORS) {
       this.#command = null;
-      await this.#reply(421, `4.7.0 ${this.hostname} too many errors`);
+      return this.#reply(421, `4.7.0 ${this.hostname} too many errors`);
     }
   }
 
-  /** Write queued replies in one socket write. */
+  /** Write queued replies in one socket write (the last one closes the socket). */
   #flush(): void {
     if (this.#out === "") return;
     const out = this.#out;
     this.#out = "";
-    if (!this.#socket.destroyed) this.#socket.write(out);
-    if (this.#closeAfterFlush) this.#socket.end();
+    if (this.#socket.destroyed) return;
+    if (this.#closeAfterFlush) this.#socket.write(out, this.#destroySocket);
+    else this.#socket.write(out);
   }
+
+  #destroySocket = () => this.#socket.destroy();
 
   #close(): void {
     if (this.state === "closed") return;
     this.state = "closed";
     this.#closeAfterFlush = true;
-    this.#flush();
-    // Close our side once the last reply is flushed: a peer that then resets
-    // the connection (smtp-source and many clients do) finds it already
-    // gone, instead of costing us an ECONNRESET error object per session.
-    this.#socket.end(() => this.#socket.destroy());
-    // end() waits for the peer on half-open sockets; do not linger.
-    this.#linger = deadline(2000, () => this.#socket.destroy());
+    // Close the socket as soon as the last reply is in the kernel: close(2)
+    // sends it and then the FIN. A peer that then resets the connection
+    // (smtp-source and many clients do) finds it already gone, instead of
+    // costing us an ECONNRESET error object per session; and no shutdown(2)
+    // first, which mostly failed (ENOTCONN) once the peer had hung up.
+    if (this.#out !== "") this.#flush();
+    else this.#socket.end(this.#destroySocket);
+    // A peer that does not read would keep the write (or end) pending.
+    this.#linger = deadline(2000, this.#destroySocket);
   }
 
   #onClose(): void {
@@ -542,7 +583,9 @@ export class SmtpSession {
         return;
       }
       this.#command = null;
-      void this.#reply(421, `4.3.2 ${this.hostname} idle too long`).then(() => this.#flush());
+      const step = this.#reply(421, `4.3.2 ${this.hostname} idle too long`);
+      if (step === undefined) this.#flush();
+      else void step.then(() => this.#flush());
     };
     this.#idleTimer = deadline(timeout, check);
   }
@@ -556,17 +599,14 @@ export class SmtpSession {
   // ---- command handlers (called through HANDLERS) -----------------------------------
 
   /** @internal EHLO / HELO */
-  async hello(cmd: Command & { verb: "EHLO" | "HELO" }): Promise<void> {
-    const engine = this.#services.engine;
+  hello(cmd: Command & { verb: "EHLO" | "HELO" }): Step {
     const domain = cmd.domain;
     if (cmd.verb === "HELO") {
-      if (engine.hasHandler("smtp_server_ehlo")) {
-        await engine.callOrThrow("smtp_server_ehlo", "sc", [domain, this.#conn]);
-      }
+      if (this.#services.engine.hasHandler("smtp_server_ehlo")) return this.#heloWithPolicy(domain);
       this.#setEhlo(domain);
-      return await this.#reply(250, `Hello ${domain}!`);
+      return this.#reply(250, `Hello ${domain}!`);
     }
-    let ext = [
+    const ext = [
       "PIPELINING",
       "ENHANCEDSTATUSCODES",
       "8BITMIME",
@@ -574,12 +614,28 @@ export class SmtpSession {
       this.#tls === null ? "STARTTLS" : `AUTH ${AUTH_MECHANISMS.join(" ")}`,
     ];
     if (this.#params.allowXclient) ext.push("XCLIENT ADDR PORT DESTADDR DESTPORT");
-    if (engine.hasHandler("smtp_server_ehlo")) {
-      const v = await engine.callOrThrow("smtp_server_ehlo", "scx", [domain, this.#conn, ext]);
-      if (Array.isArray(v)) ext = v.map(String);
+    if (this.#services.engine.hasHandler("smtp_server_ehlo")) {
+      return this.#ehloWithPolicy(domain, ext);
     }
+    return this.#ehloReply(domain, ext);
+  }
+
+  async #heloWithPolicy(domain: string): Promise<void> {
+    await this.#services.engine.callOrThrow("smtp_server_ehlo", "sc", [domain, this.#conn]);
     this.#setEhlo(domain);
-    await this.#reply(250, [`${this.hostname} Aloha ${domain}`, ...ext].join("\n"));
+    await this.#reply(250, `Hello ${domain}!`);
+  }
+
+  /** `smtp_server_ehlo` may reject, or return the extension list to advertise. */
+  async #ehloWithPolicy(domain: string, ext: string[]): Promise<void> {
+    const engine = this.#services.engine;
+    const v = await engine.callOrThrow("smtp_server_ehlo", "scx", [domain, this.#conn, ext]);
+    await this.#ehloReply(domain, Array.isArray(v) ? v.map(String) : ext);
+  }
+
+  #ehloReply(domain: string, ext: readonly string[]): Step {
+    this.#setEhlo(domain);
+    return this.#reply(250, [`${this.hostname} Aloha ${domain}`, ...ext].join("\n"));
   }
 
   #setEhlo(domain: string): void {
@@ -590,69 +646,89 @@ export class SmtpSession {
   }
 
   /** @internal MAIL FROM */
-  async mail(cmd: Command & { verb: "MAIL" }): Promise<void> {
+  mail(cmd: Command & { verb: "MAIL" }): Step {
     if (this.#sender !== null) {
-      return await this.#reply(503, "5.5.0 MAIL FROM already issued; you must RSET first");
+      return this.#reply(503, "5.5.0 MAIL FROM already issued; you must RSET first");
     }
     const engine = this.#services.engine;
     if (engine.hasHandler("smtp_server_mail_from")) {
-      await engine.callOrThrow("smtp_server_mail_from", "ac", [cmd.address, this.#conn]);
+      return engine.callOrThrow("smtp_server_mail_from", "ac", [cmd.address, this.#conn])
+        .then(() => this.#mailAccepted(cmd.address));
     }
-    this.#sender = cmd.address;
+    return this.#mailAccepted(cmd.address);
+  }
+
+  #mailAccepted(address: EnvelopeAddress): Step {
+    this.#sender = address;
     this.state = "mail";
     this.#txnStart = performance.now(); // [metrics] smtpsrv_transaction_duration
-    await this.#reply(250, `OK <${formatEnvelopeAddress(cmd.address)}>`);
+    return this.#reply(250, `OK <${formatEnvelopeAddress(address)}>`);
   }
 
   /** @internal RCPT TO */
-  async rcpt(cmd: Command & { verb: "RCPT" }): Promise<void> {
+  rcpt(cmd: Command & { verb: "RCPT" }): Step {
     const sender = this.#sender;
-    if (sender === null) return await this.#reply(503, "5.5.0 MAIL FROM must be issued first");
+    if (sender === null) return this.#reply(503, "5.5.0 MAIL FROM must be issued first");
     const p = this.#params;
     if (this.#rcpts.length >= p.maxRecipientsPerMessage) {
-      return await this.#reply(452, "4.5.3 too many recipients");
+      return this.#reply(452, "4.5.3 too many recipients");
     }
     if (this.#rcptCount >= p.maxMessagesPerConnection) {
       if (this.#rcpts.length === 0) {
-        return await this.#reply(
+        return this.#reply(
           421,
           `4.5.3 ${this.hostname} too many recipients on this connection`,
         );
       }
-      return await this.#reply(452, "4.5.3 too many recipients on this connection");
+      return this.#reply(452, "4.5.3 too many recipients on this connection");
     }
-    const v = await decideRelay(
+    const v = decideRelay(
       p.relayHosts,
       this.#ends.peerIp,
       sender.domain,
       cmd.address.domain,
       this.#relayCache,
     );
+    if (v instanceof Promise) return v.then((v) => this.#rcptDecided(cmd.address, v));
+    return this.#rcptDecided(cmd.address, v);
+  }
+
+  #rcptDecided(address: EnvelopeAddress, v: RelayVerdict): Step {
     if (!v.relay && !v.reportDomain) {
-      return await this.#reply(
+      return this.#reply(
         550,
         `5.7.1 relaying not permitted for ${this.#conn.values.received_from}`,
       );
     }
     const engine = this.#services.engine;
     if (engine.hasHandler("smtp_server_rcpt_to")) {
-      await engine.callOrThrow("smtp_server_rcpt_to", "ac", [cmd.address, this.#conn]);
+      return engine.callOrThrow("smtp_server_rcpt_to", "ac", [address, this.#conn])
+        .then(() => this.#rcptAccepted(address));
     }
-    this.#rcpts.push(cmd.address);
+    return this.#rcptAccepted(address);
+  }
+
+  #rcptAccepted(address: EnvelopeAddress): Step {
+    this.#rcpts.push(address);
     this.#rcptCount++;
     this.state = "rcpt";
-    await this.#reply(250, `OK <${formatEnvelopeAddress(cmd.address)}>`);
+    return this.#reply(250, `OK <${formatEnvelopeAddress(address)}>`);
   }
 
   /** @internal DATA */
-  async data(): Promise<void> {
+  data(): Step {
     if (this.#sender === null) {
-      return await this.#reply(503, "5.5.0 MAIL FROM must be issued first");
+      return this.#reply(503, "5.5.0 MAIL FROM must be issued first");
     }
     if (this.#rcpts.length === 0) {
-      return await this.#reply(503, "5.5.0 RCPT TO must be issued first");
+      return this.#reply(503, "5.5.0 RCPT TO must be issued first");
     }
-    await this.#reply(354, "Send body; end with CRLF.CRLF");
+    const step = this.#reply(354, "Send body; end with CRLF.CRLF");
+    if (step !== undefined) return step.then(() => this.#startData());
+    this.#startData();
+  }
+
+  #startData(): void {
     this.state = "data";
     this.#dataStart = performance.now(); // [metrics] smtpsrv_read_data_duration
     this.#reader.startData();
@@ -704,25 +780,26 @@ export class SmtpSession {
   }
 
   /** @internal RSET */
-  async rset(): Promise<void> {
+  rset(): Step {
     this.#resetTransaction();
-    await this.#reply(250, "Reset state");
+    return this.#reply(250, "Reset state");
   }
 
   /** @internal NOOP */
-  async noop(): Promise<void> {
-    await this.#reply(250, "the goggles do nothing");
+  noop(): Step {
+    return this.#reply(250, "the goggles do nothing");
   }
 
   /** @internal QUIT */
-  async quit(): Promise<void> {
-    await this.#reply(221, "So long, and thanks for all the fish!");
+  quit(): Step {
+    const step = this.#reply(221, "So long, and thanks for all the fish!");
+    if (step !== undefined) return step.then(() => this.#close());
     this.#close();
   }
 
   /** @internal unknown and unimplemented verbs */
-  async unimplemented(): Promise<void> {
-    await this.#reply(502, "5.5.1 Command unimplemented");
+  unimplemented(): Step {
+    return this.#reply(502, "5.5.1 Command unimplemented");
   }
 
   /**
@@ -926,7 +1003,7 @@ export class SmtpSession {
     await this.#replyOf(AUTH_REPLIES.ok);
   }
 
-  #replyOf(r: { code: number; text: string }): Promise<void> {
+  #replyOf(r: { code: number; text: string }): Step {
     return this.#reply(r.code, r.text);
   }
 }
