@@ -317,14 +317,24 @@ function pad2(n: number): string {
  */
 export function formatRfc3339Nanos(epochMs: number): string {
   const whole = Math.floor(epochMs);
-  const d = new Date(whole);
+  const second = Math.floor(whole / 1000);
+  if (second !== prefixSecond) {
+    // Records come many per second: the date part is built once per second.
+    const d = new Date(second * 1000);
+    prefix = d.getUTCFullYear() + "-" + pad2(d.getUTCMonth() + 1) + "-" + pad2(d.getUTCDate()) +
+      "T" + pad2(d.getUTCHours()) + ":" + pad2(d.getUTCMinutes()) + ":" +
+      pad2(d.getUTCSeconds()) + ".";
+    prefixSecond = second;
+  }
   // Nanoseconds within the second: ms part plus the sub-ms fraction.
   const subMsNs = Math.min(999_999, Math.max(0, Math.round((epochMs - whole) * 1e6)));
-  const ns = d.getUTCMilliseconds() * 1_000_000 + subMsNs;
-  return d.getUTCFullYear() + "-" + pad2(d.getUTCMonth() + 1) + "-" + pad2(d.getUTCDate()) +
-    "T" + pad2(d.getUTCHours()) + ":" + pad2(d.getUTCMinutes()) + ":" +
-    pad2(d.getUTCSeconds()) + "." + String(ns).padStart(9, "0") + "Z";
+  const ns = (whole - second * 1000) * 1_000_000 + subMsNs;
+  return prefix + String(ns).padStart(9, "0") + "Z";
 }
+
+/** The `YYYY-MM-DDTHH:MM:SS.` of the last second formatted. */
+let prefix = "";
+let prefixSecond = NaN;
 
 /**
  * Current wall-clock time in epoch milliseconds with sub-millisecond

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { Buffer } from "node:buffer";
 import { rfc2822Date } from "../../util/calendar.ts";
 
 /** Inputs of {@link receivedHeaderValue}. */
@@ -118,9 +119,7 @@ function byCodePoint(a: string, b: string): number {
   return a.length - b.length;
 }
 
+/** Standard padded base64 of the UTF-8 bytes of `text` (native: no per-byte string). */
 function base64(text: string): string {
-  const bytes = new TextEncoder().encode(text);
-  let bin = "";
-  for (let i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
-  return btoa(bin);
+  return Buffer.from(text, "utf8").toString("base64");
 }
