@@ -368,3 +368,50 @@ Deno.test("a lone tls_certificate or tls_private_key stops start-up, naming the 
     );
   }
 });
+
+const PY_QUIT = `
+import socket, ssl, sys
+port = int(sys.argv[1])
+def session():
+    s = socket.create_connection(('127.0.0.1', port), timeout=10)
+    return s, s.makefile('rb')
+def reply(f):
+    out = b''
+    while True:
+        line = f.readline()
+        out += line
+        if line[3:4] != b'-':
+            return out
+s, f = session()
+reply(f)
+s.sendall(b'QUIT\\r\\n')
+print('PLAIN', reply(f).decode().strip())
+print('PLAIN_EOF', s.recv(10) == b'')
+s, f = session()
+reply(f)
+s.sendall(b'EHLO py.test\\r\\n'); reply(f)
+s.sendall(b'STARTTLS\\r\\n'); reply(f)
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+t = ctx.wrap_socket(s, suppress_ragged_eofs=False)
+f = t.makefile('rb')
+t.sendall(b'EHLO py.test\\r\\n'); reply(f)
+t.sendall(b'QUIT\\r\\n')
+print('TLS', reply(f).decode().strip())
+try:
+    print('TLS_EOF', 'close_notify' if t.recv(10) == b'' else 'data')
+except ssl.SSLEOFError:
+    print('TLS_EOF', 'ragged')
+`;
+
+Deno.test("QUIT: the 221 arrives before the close; over TLS the close carries close_notify", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kumo-tls-quit-" });
+  await using dns = await startDnsServer({});
+  await using kumo = await startKumo(dir, policy(dir, dns.address, "", ""));
+  const py = await run("python3", ["-c", PY_QUIT, String(kumo.port)]);
+  assert.equal(py.code, 0, py.stderr);
+  const lines = py.stdout.trim().split("\n");
+  assert.match(lines[0], /^PLAIN 221 /);
+  assert.equal(lines[1], "PLAIN_EOF True");
+  assert.match(lines[2], /^TLS 221 /);
+  assert.equal(lines[3], "TLS_EOF close_notify");
+});

@@ -522,14 +522,21 @@ export class SmtpSession {
   #close(): void {
     if (this.state === "closed") return;
     this.state = "closed";
-    this.#closeAfterFlush = true;
-    // Close the socket as soon as the last reply is in the kernel: close(2)
-    // sends it and then the FIN. A peer that then resets the connection
-    // (smtp-source and many clients do) finds it already gone, instead of
-    // costing us an ECONNRESET error object per session; and no shutdown(2)
-    // first, which mostly failed (ENOTCONN) once the peer had hung up.
-    if (this.#out !== "") this.#flush();
-    else this.#socket.end(this.#destroySocket);
+    if (this.#tls === null && this.#out !== "") {
+      // Plain TCP: close the socket as soon as the last reply is in the
+      // kernel; close(2) sends it and then the FIN. A peer that then resets
+      // the connection (smtp-source and many clients do) finds it already
+      // gone, instead of costing us an ECONNRESET error object per session;
+      // and no shutdown(2) first, which mostly failed (ENOTCONN) once the
+      // peer had hung up.
+      this.#closeAfterFlush = true;
+      this.#flush();
+    } else {
+      // TLS: end() sends close_notify before the FIN (clients that see a
+      // bare EOF report a truncation attack).
+      this.#flush();
+      this.#socket.end(this.#destroySocket);
+    }
     // A peer that does not read would keep the write (or end) pending.
     this.#linger = deadline(2000, this.#destroySocket);
   }
