@@ -507,38 +507,30 @@ export class SmtpSession {
     }
   }
 
-  /** Write queued replies in one socket write (the last one closes the socket). */
+  /** Write queued replies in one socket write. */
   #flush(): void {
     if (this.#out === "") return;
     const out = this.#out;
     this.#out = "";
-    if (this.#socket.destroyed) return;
-    if (this.#closeAfterFlush) this.#socket.write(out, this.#destroySocket);
-    else this.#socket.write(out);
+    if (!this.#socket.destroyed) this.#socket.write(out);
+    if (this.#closeAfterFlush) this.#socket.end();
   }
-
-  #destroySocket = () => this.#socket.destroy();
 
   #close(): void {
     if (this.state === "closed") return;
     this.state = "closed";
-    if (this.#tls === null && this.#out !== "") {
-      // Plain TCP: close the socket as soon as the last reply is in the
-      // kernel; close(2) sends it and then the FIN. A peer that then resets
-      // the connection (smtp-source and many clients do) finds it already
-      // gone, instead of costing us an ECONNRESET error object per session;
-      // and no shutdown(2) first, which mostly failed (ENOTCONN) once the
-      // peer had hung up.
-      this.#closeAfterFlush = true;
-      this.#flush();
-    } else {
-      // TLS: end() sends close_notify before the FIN (clients that see a
-      // bare EOF report a truncation attack).
-      this.#flush();
-      this.#socket.end(this.#destroySocket);
-    }
-    // A peer that does not read would keep the write (or end) pending.
-    this.#linger = deadline(2000, this.#destroySocket);
+    this.#closeAfterFlush = true;
+    this.#flush();
+    // Close our side once the last reply is flushed: a peer that then resets
+    // the connection (smtp-source and many clients do) finds it already
+    // gone, instead of costing us an ECONNRESET error object per session.
+    // (end() also sends TLS close_notify. Destroying the socket from the
+    // write callback instead, to save the shutdown(2), measured no gain and
+    // when done inside the callback cost an ERR_STREAM_DESTROYED error
+    // object per connection.)
+    this.#socket.end(() => this.#socket.destroy());
+    // end() waits for the peer on half-open sockets; do not linger.
+    this.#linger = deadline(2000, () => this.#socket.destroy());
   }
 
   #onClose(): void {
